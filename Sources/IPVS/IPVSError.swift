@@ -1,0 +1,74 @@
+import Netlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failed IPVS operation, classified so that callers can act on it.
+public struct IPVSError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable {
+        /// The kernel has no IPVS (module not loaded and not loadable).
+        case unavailable
+        case alreadyExists
+        case noSuchVirtualServer
+        case noSuchRealServer
+        case unknownScheduler
+        case invalid
+        case outOfRange
+        case permissionDenied
+        case addressFamilyNotSupported
+        /// Replies were lost (ENOBUFS): which operations ran is unknown.
+        case stateUnknown
+        case other
+    }
+
+    public let kind: Kind
+    public let underlying: NetlinkError
+
+    public init(kind: Kind, underlying: NetlinkError) {
+        self.kind = kind
+        self.underlying = underlying
+    }
+
+    public var errno: Int32 { underlying.errno }
+
+    public var description: String {
+        switch kind {
+        case .unavailable:
+            "this kernel has no IPVS (is ip_vs loaded?): \(underlying)"
+        case .noSuchVirtualServer:
+            "\(underlying.operation): no such virtual server (ESRCH)"
+        case .noSuchRealServer:
+            "\(underlying.operation): no such real server (ENOENT)"
+        case .unknownScheduler:
+            "\(underlying.operation): unknown scheduler or persistence engine (ENOENT)"
+        case .alreadyExists:
+            "\(underlying.operation): already exists (EEXIST)"
+        case .permissionDenied:
+            "\(underlying.operation): permission denied, CAP_NET_ADMIN is needed (EPERM)"
+        default:
+            underlying.description
+        }
+    }
+
+    /// Maps the kernel's errno for `operation` to a kind, following the kernel's own use of each.
+    static func classify(_ error: NetlinkError, for operation: IPVSOperation?) -> IPVSError {
+        let kind: Kind
+        switch error.errno {
+        case EEXIST: kind = .alreadyExists
+        case ESRCH: kind = .noSuchVirtualServer
+        case ENOENT:
+            switch operation {
+            case .updateRealServer, .deleteRealServer: kind = .noSuchRealServer
+            case .addVirtualServer, .updateVirtualServer: kind = .unknownScheduler
+            default: kind = .other
+            }
+        case EINVAL: kind = .invalid
+        case ERANGE: kind = .outOfRange
+        case EPERM, EACCES: kind = .permissionDenied
+        case EAFNOSUPPORT: kind = .addressFamilyNotSupported
+        case ENOBUFS: kind = .stateUnknown
+        default: kind = .other
+        }
+        return IPVSError(kind: kind, underlying: error)
+    }
+}

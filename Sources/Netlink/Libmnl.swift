@@ -1,0 +1,261 @@
+// Every call into libmnl and every raw pointer of the Netlink module lives in this file.
+import CMnl
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Netlink messages built back to back in one buffer, ready for a single `sendmsg`.
+///
+/// Messages are written with libmnl. The buffer is zeroed before reuse because libmnl 1.0.4
+/// leaves attribute padding uninitialised, and golden-byte tests want deterministic bytes.
+public final class MessageBatch {
+    /// A single message never comes near this; it keeps every `_check` put inside the buffer.
+    static let headroom = 16 * 1024
+
+    public let limit: Int
+    private let capacity: Int
+    private let base: UnsafeMutableRawPointer
+    private var current: UnsafeMutablePointer<nlmsghdr>?
+    private var nests: [UnsafeMutablePointer<nlattr>] = []
+    private var overflowed = false
+
+    /// Bytes of finished messages.
+    public private(set) var byteCount = 0
+    /// Finished messages, and where each starts.
+    public private(set) var offsets: [Int] = []
+    public var count: Int { offsets.count }
+    public var isEmpty: Bool { offsets.isEmpty }
+    /// True once the finished messages reach `limit`: time to send.
+    public var isFull: Bool { byteCount >= limit }
+
+    public init(limit: Int = 64 * 1024) {
+        self.limit = limit
+        self.capacity = limit + Self.headroom
+        self.base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    public func reset() {
+        memset(base, 0, byteCount)
+        byteCount = 0
+        offsets.removeAll(keepingCapacity: true)
+    }
+
+    /// Starts a generic-netlink message: `nlmsghdr` + `genlmsghdr`.
+    public func beginGeneric(family: UInt16, flags: Int32, sequence: UInt32, command: UInt8, version: UInt8 = 1) {
+        begin(type: family, flags: flags, sequence: sequence)
+        guard let nlh = current else { return }
+        let genl = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<genlmsghdr>.size)!
+            .assumingMemoryBound(to: genlmsghdr.self)
+        genl.pointee.cmd = command
+        genl.pointee.version = version
+    }
+
+    /// Starts a plain netlink message with a fixed family header of `headerBytes` (e.g. `ifinfomsg`).
+    public func begin(type: UInt16, flags: Int32, sequence: UInt32, familyHeader headerBytes: [UInt8] = []) {
+        precondition(current == nil, "previous message not finished")
+        let nlh = mnl_nlmsg_put_header(base + byteCount)!
+        nlh.pointee.nlmsg_type = type
+        nlh.pointee.nlmsg_flags = UInt16(truncatingIfNeeded: flags)
+        nlh.pointee.nlmsg_seq = sequence
+        current = nlh
+        overflowed = false
+        if !headerBytes.isEmpty {
+            let extra = mnl_nlmsg_put_extra_header(nlh, headerBytes.count)!
+            headerBytes.withUnsafeBytes { extra.copyMemory(from: $0.baseAddress!, byteCount: headerBytes.count) }
+        }
+    }
+
+    private var room: Int { capacity - byteCount }
+
+    public func put(_ type: Int, u8 value: UInt8) {
+        guard let nlh = current else { return }
+        if !mnl_attr_put_u8_check(nlh, room, UInt16(type), value) { overflowed = true }
+    }
+
+    public func put(_ type: Int, u16 value: UInt16) {
+        guard let nlh = current else { return }
+        if !mnl_attr_put_u16_check(nlh, room, UInt16(type), value) { overflowed = true }
+    }
+
+    /// A 16-bit value in network byte order (ports).
+    public func put(_ type: Int, be16 value: UInt16) { put(type, u16: value.bigEndian) }
+
+    public func put(_ type: Int, u32 value: UInt32) {
+        guard let nlh = current else { return }
+        if !mnl_attr_put_u32_check(nlh, room, UInt16(type), value) { overflowed = true }
+    }
+
+    public func put(_ type: Int, bytes: [UInt8]) {
+        guard let nlh = current else { return }
+        let ok = bytes.withUnsafeBytes { mnl_attr_put_check(nlh, room, UInt16(type), bytes.count, $0.baseAddress) }
+        if !ok { overflowed = true }
+    }
+
+    /// A NUL-terminated string.
+    public func put(_ type: Int, string: String) {
+        guard let nlh = current else { return }
+        if !mnl_attr_put_strz_check(nlh, room, UInt16(type), string) { overflowed = true }
+    }
+
+    public func beginNest(_ type: Int) {
+        guard let nlh = current else { return }
+        if let nest = mnl_attr_nest_start_check(nlh, room, UInt16(type)) {
+            nests.append(nest)
+        } else {
+            overflowed = true
+        }
+    }
+
+    public func endNest() {
+        guard let nlh = current, let nest = nests.popLast() else { return }
+        mnl_attr_nest_end(nlh, nest)
+    }
+
+    /// Finishes the message. A message that did not fit is dropped and reported.
+    @discardableResult
+    public func end() -> Bool {
+        guard let nlh = current else { return false }
+        current = nil
+        nests.removeAll()
+        if overflowed { return false }
+        offsets.append(byteCount)
+        byteCount += Int(cmnl_align(Int32(nlh.pointee.nlmsg_len)))
+        return true
+    }
+
+    /// Adds flags (e.g. NLM_F_ACK) to an already finished message.
+    public func addFlags(_ flags: Int32, toMessage index: Int) {
+        let nlh = (base + offsets[index]).assumingMemoryBound(to: nlmsghdr.self)
+        nlh.pointee.nlmsg_flags |= UInt16(truncatingIfNeeded: flags)
+    }
+
+    public func sequence(ofMessage index: Int) -> UInt32 {
+        (base + offsets[index]).assumingMemoryBound(to: nlmsghdr.self).pointee.nlmsg_seq
+    }
+
+    /// A copy of the finished messages, for tests and debugging.
+    public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: byteCount)) }
+
+    fileprivate func withBytes<R>(_ body: (UnsafeRawPointer, Int) throws -> R) rethrows -> R {
+        try body(UnsafeRawPointer(base), byteCount)
+    }
+}
+
+/// A bound netlink socket (libmnl `mnl_socket`).
+public final class NetlinkSocket {
+    private let socket: OpaquePointer
+    public let portID: UInt32
+    private var nextSequence: UInt32
+    /// One receive slot: 32 KiB, as large as a dump chunk can be.
+    static let slotSize = 32 * 1024
+    static let slots = 16
+    private let receiveBuffer: UnsafeMutableRawPointer
+    private var lengths = [UInt32](repeating: 0, count: NetlinkSocket.slots)
+
+    public init(protocol netlinkProtocol: Int32) throws {
+        guard let socket = mnl_socket_open(netlinkProtocol) else {
+            throw NetlinkError(errno: errno, operation: "open netlink socket")
+        }
+        if mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) < 0 {
+            let e = errno
+            mnl_socket_close(socket)
+            throw NetlinkError(errno: e, operation: "bind netlink socket")
+        }
+        self.socket = socket
+        self.portID = mnl_socket_get_portid(socket)
+        self.nextSequence = UInt32(truncatingIfNeeded: time(nil))
+        self.receiveBuffer = UnsafeMutableRawPointer.allocate(byteCount: Self.slotSize * Self.slots, alignment: 16)
+        // Report failures with their errno only: no echo of the request, which keeps error acks small.
+        setNetlinkOption(NETLINK_CAP_ACK, 1)
+        setNetlinkOption(NETLINK_EXT_ACK, 1)
+    }
+
+    deinit {
+        mnl_socket_close(socket)
+        receiveBuffer.deallocate()
+    }
+
+    @discardableResult
+    private func setNetlinkOption(_ option: Int32, _ value: Int32) -> Bool {
+        var v = value
+        return mnl_socket_setsockopt(socket, option, &v, socklen_t(MemoryLayout<Int32>.size)) == 0
+    }
+
+    /// Sizes a socket buffer. FORCE (CAP_NET_ADMIN) passes `rmem_max`; the plain option is the fallback.
+    public func setBufferSizes(receive: Int, send: Int) {
+        let fd = mnl_socket_get_fd(socket)
+        for (force, plain, size) in [(SO_RCVBUFFORCE, SO_RCVBUF, receive), (SO_SNDBUFFORCE, SO_SNDBUF, send)] {
+            var v = Int32(clamping: size)
+            let len = socklen_t(MemoryLayout<Int32>.size)
+            if setsockopt(fd, SOL_SOCKET, force, &v, len) != 0 {
+                _ = setsockopt(fd, SOL_SOCKET, plain, &v, len)
+            }
+        }
+    }
+
+    /// Sequence numbers for `count` messages, consecutive.
+    public func reserveSequences(_ count: Int) -> UInt32 {
+        let first = nextSequence
+        nextSequence &+= UInt32(count)
+        if nextSequence < first { nextSequence = 1; return reserveSequences(count) }  // never wrap inside a batch
+        return first
+    }
+
+    public func send(_ batch: MessageBatch, operation: String) throws {
+        try batch.withBytes { pointer, count in
+            while true {
+                let sent = mnl_socket_sendto(socket, pointer, count)
+                if sent >= 0 { return }
+                if errno == EINTR { continue }
+                throw NetlinkError(errno: errno, operation: operation)
+            }
+        }
+    }
+
+    /// Waits for at least one datagram and returns every message of the datagrams already queued.
+    /// Fails with ENOBUFS when the kernel dropped messages for lack of receive buffer.
+    /// Without `wait`, returns what is queued now, possibly nothing.
+    public func receive(operation: String, wait: Bool = true) throws -> [NetlinkMessage] {
+        let fd = mnl_socket_get_fd(socket)
+        let n = lengths.withUnsafeMutableBufferPointer {
+            cmnl_recv_many(fd, receiveBuffer, UInt32(Self.slotSize), UInt32(Self.slots), $0.baseAddress, wait ? 1 : 0)
+        }
+        if n < 0 { throw NetlinkError(errno: errno, operation: operation) }
+        var messages: [NetlinkMessage] = []
+        for slot in 0..<Int(n) {
+            parse(receiveBuffer + slot * Self.slotSize, Int(lengths[slot]), into: &messages)
+        }
+        return messages
+    }
+
+    private func parse(_ start: UnsafeMutableRawPointer, _ length: Int, into messages: inout [NetlinkMessage]) {
+        var remaining = Int32(length)
+        var nlh: UnsafePointer<nlmsghdr>? = UnsafePointer(start.assumingMemoryBound(to: nlmsghdr.self))
+        while let header = nlh, mnl_nlmsg_ok(header, remaining) {
+            let h = header.pointee
+            let payloadLength = Int(h.nlmsg_len) - Int(cmnl_nlmsg_hdrlen())
+            let payloadStart = UnsafeRawPointer(header) + Int(cmnl_nlmsg_hdrlen())
+            let payload = Array(UnsafeRawBufferPointer(start: payloadStart, count: max(0, payloadLength)))
+            messages.append(NetlinkMessage(type: h.nlmsg_type, flags: h.nlmsg_flags, sequence: h.nlmsg_seq,
+                                           portID: h.nlmsg_pid, payload: payload))
+            nlh = UnsafePointer(mnl_nlmsg_next(header, &remaining))
+        }
+    }
+}
+
+public enum NetlinkProtocol {
+    public static let generic = NETLINK_GENERIC
+    public static let route = NETLINK_ROUTE
+}
+
+public enum NetlinkFlags {
+    public static let request = NLM_F_REQUEST
+    public static let ack = NLM_F_ACK
+    public static let dump = NLM_F_DUMP
+    public static let create = NLM_F_CREATE
+    public static let exclusive = NLM_F_EXCL
+    public static let replace = NLM_F_REPLACE
+}
