@@ -9,6 +9,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // libmnl and the kernel's netlink/IPVS headers; a few helpers for macros Swift cannot import.
@@ -18,14 +19,20 @@ let package = Package(
         ),
         .target(name: "Netlink", dependencies: ["CMnl"]),
         .target(name: "IPVS", dependencies: ["Netlink", "CMnl"]),
+        .target(
+            name: "Proxy",
+            dependencies: ["IPVS", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "kipvs",
             dependencies: [
                 "IPVS",
+                "Proxy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
-        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink"]),
+        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "CMnl"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS"]),
     ]
 )

@@ -1,0 +1,1 @@
+// Kubernetes Services and EndpointSlices to IPVS: model, desired state, plan, reconciler.
