@@ -19,6 +19,7 @@ let package = Package(
         ),
         .target(name: "Netlink", dependencies: ["CMnl"]),
         .target(name: "IPVS", dependencies: ["Netlink", "CMnl"]),
+        .target(name: "HostNetwork", dependencies: ["Netlink", "IPVS"]),
         .target(
             name: "Proxy",
             dependencies: ["IPVS", .product(name: "Yams", package: "Yams")]
@@ -28,6 +29,7 @@ let package = Package(
             dependencies: [
                 "IPVS",
                 "Proxy",
+                "HostNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -35,6 +37,6 @@ let package = Package(
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "CMnl"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS"]),
         // Run only where the kernel has IPVS and the process is root: inside the UML guest.
-        .testTarget(name: "KernelTests", dependencies: ["IPVS", "Netlink"]),
+        .testTarget(name: "KernelTests", dependencies: ["IPVS", "Netlink", "HostNetwork"]),
     ]
 )
