@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import IPVS
+
+struct RestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Apply `ipvsadm -R` rules from standard input, in batches.",
+        discussion: """
+            Every line is checked before anything is applied: a line that cannot be parsed is reported \
+            with its number and nothing is applied. Operations the kernel refuses are reported with \
+            their line numbers; the others take effect.
+            """)
+
+    @Flag(help: "Remove every virtual server before applying the rules.") var flush = false
+    @Flag(help: "Print the number of netlink system calls used to standard error.") var report = false
+
+    func run() throws {
+        let input = Array(FileHandle.standardInput.readDataToEndOfFile())
+        let rules: [Rule]
+        switch RuleParser.parse(input) {
+        case .success(let parsed): rules = parsed
+        case .failure(let error): throw ValidationFailure("restore: \(error); nothing applied")
+        }
+        let ipvs = try openIPVS()
+        if flush { try ipvs.flush() }
+        let failures = try Restore.apply(rules, to: ipvs)
+        if report {
+            let c = ipvs.connection
+            let operations = rules.count
+            FileHandle.standardError.write(Data(
+                "\(c.sends + c.receives) system calls (\(c.sends) sends, \(c.receives) receives) for \(operations) operations\n".utf8))
+        }
+        if !failures.isEmpty {
+            throw ValidationFailure(failures.map { "restore: \($0)" }.joined(separator: "\n"))
+        }
+    }
+}
