@@ -11,9 +11,10 @@ public final class KernelIPVS: IPVSHandle {
     public var batchLimit = 64 * 1024
 
     /// Opens a socket and resolves the IPVS family; `.unavailable` when the kernel has none.
-    public init() throws {
+    /// The receive buffer must hold every ack of one send (about 800 bytes each).
+    public init(receiveBuffer: Int = 8 << 20) throws {
         do {
-            connection = try NetlinkConnection(protocol: NetlinkProtocol.generic)
+            connection = try NetlinkConnection(protocol: NetlinkProtocol.generic, receiveBuffer: receiveBuffer)
             family = try GenericNetlink.resolve(Wire.familyName, on: connection)
         } catch let error as NetlinkError where error.errno == ENOENT {
             throw IPVSError(kind: .unavailable, underlying: error)

@@ -166,6 +166,23 @@ struct KernelIPVSTests {
         try ipvs.flush()
     }
 
+    /// A receive buffer too small for a batch's acks is reported, never passed over in silence.
+    @Test func lostAcksAreReportedAsUnknownState() throws {
+        _ = try Kernel.clean()
+        let ipvs = try KernelIPVS(receiveBuffer: 16 * 1024)
+        ipvs.ackMode = .everyRequest
+        let operations = (0..<2_000).map { i in
+            IPVSOperation.addVirtualServer(VirtualServer(key: .service(.udp, IPAddress("10.101.\(i / 250).\(i % 250 + 1)")!, 53),
+                                                         scheduler: "rr"))
+        }
+        #expect {
+            try ipvs.apply(operations)
+        } throws: { error in
+            (error as? IPVSError)?.kind == .stateUnknown
+        }
+        try ipvs.flush()
+    }
+
     @Test func missingIPVSFamilyIsReportedClearly() {
         let error = IPVSError(kind: .unavailable, underlying: NetlinkError(errno: ENOENT, operation: "resolve generic netlink family IPVS"))
         #expect(error.description.hasPrefix("this kernel has no IPVS (is ip_vs loaded?)"))

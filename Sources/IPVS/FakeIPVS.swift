@@ -1,0 +1,143 @@
+import Netlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An in-memory IPVS table that answers as the kernel does, with the kernel's errnos classified
+/// as `KernelIPVS` classifies them. Listings keep insertion order. For tests and dry runs.
+public final class FakeIPVS: IPVSHandle {
+    /// The schedulers a stock kernel can load.
+    public static let schedulers: Set<String> = [
+        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+    ]
+    /// The persistence engines a stock kernel can load.
+    public static let persistenceEngines: Set<String> = ["sip"]
+
+    /// Every operation passed to `apply`, in order, whether or not it succeeded.
+    public private(set) var requested: [IPVSOperation] = []
+    /// The operations that changed the table.
+    public private(set) var applied: [IPVSOperation] = []
+    /// The virtual servers whose real servers were listed, in order.
+    public private(set) var realServerReads: [VirtualServerKey] = []
+    /// Makes chosen operations fail with the returned errno before they touch the table.
+    public var failure: ((IPVSOperation) -> Int32?)?
+
+    private struct Entry {
+        var status: VirtualServerStatus
+        var realOrder: [RealServerKey] = []
+        var reals: [RealServerKey: RealServerStatus] = [:]
+    }
+
+    private var order: [VirtualServerKey] = []
+    private var entries: [VirtualServerKey: Entry] = [:]
+    private var currentTimeouts = Timeouts(tcp: 900, tcpFin: 120, udp: 300)
+
+    public init() {}
+
+    /// Number of operations sent to the "kernel": what a test of an idle sync expects to be zero.
+    public var writeCount: Int { requested.count }
+
+    /// Sets a real server's connection counts, as traffic would.
+    public func setConnections(active: UInt32, inactive: UInt32, of real: RealServerKey, in key: VirtualServerKey) {
+        entries[key]?.reals[real]?.activeConnections = active
+        entries[key]?.reals[real]?.inactiveConnections = inactive
+    }
+
+    public func virtualServers() -> [VirtualServerStatus] {
+        order.map { entries[$0]!.status }
+    }
+
+    /// Like the kernel, an unknown virtual server gives an empty list, not ESRCH.
+    public func realServers(of key: VirtualServerKey) -> [RealServerStatus] {
+        realServerReads.append(key)
+        guard let entry = entries[key] else { return [] }
+        return entry.realOrder.map { entry.reals[$0]! }
+    }
+
+    public func apply(_ operations: [IPVSOperation]) -> [Int: IPVSError] {
+        var failures: [Int: IPVSError] = [:]
+        for (index, operation) in operations.enumerated() {
+            requested.append(operation)
+            // The kernel handles each request of a batch on its own: a failure does not stop the rest.
+            if let errno = failure?(operation) ?? perform(operation) {
+                failures[index] = IPVSError.classify(NetlinkError(errno: errno, operation: operation.description),
+                                                     for: operation)
+            } else {
+                applied.append(operation)
+            }
+        }
+        return failures
+    }
+
+    public func flush() {
+        order = []
+        entries = [:]
+    }
+
+    public func timeouts() -> Timeouts { currentTimeouts }
+
+    /// 0 leaves a value unchanged, as with `ipvsadm --set`.
+    public func setTimeouts(_ timeouts: Timeouts) {
+        if timeouts.tcp != 0 { currentTimeouts.tcp = timeouts.tcp }
+        if timeouts.tcpFin != 0 { currentTimeouts.tcpFin = timeouts.tcpFin }
+        if timeouts.udp != 0 { currentTimeouts.udp = timeouts.udp }
+    }
+
+    public func info() -> IPVSInfo {
+        IPVSInfo(version: 0x01_02_01, connectionTableSize: 4096)
+    }
+
+    /// Applies one operation; the errno the kernel would answer, or nil.
+    private func perform(_ operation: IPVSOperation) -> Int32? {
+        switch operation {
+        case .addVirtualServer(let server):
+            guard entries[server.key] == nil else { return EEXIST }
+            if let errno = check(server) { return errno }
+            order.append(server.key)
+            entries[server.key] = Entry(status: VirtualServerStatus(server: server))
+        case .updateVirtualServer(let server):
+            guard entries[server.key] != nil else { return ESRCH }
+            if let errno = check(server) { return errno }
+            entries[server.key]!.status.server = server
+        case .deleteVirtualServer(let key):
+            guard entries.removeValue(forKey: key) != nil else { return ESRCH }
+            order.removeAll { $0 == key }
+        case .addRealServer(let key, let real):
+            // The kernel finds the service, checks the values, then looks for the destination.
+            guard var entry = entries[key] else { return ESRCH }
+            if let errno = check(real, in: key) { return errno }
+            guard entry.reals[real.key] == nil else { return EEXIST }
+            entry.realOrder.append(real.key)
+            entry.reals[real.key] = RealServerStatus(server: real)
+            entries[key] = entry
+        case .updateRealServer(let key, let real):
+            guard entries[key] != nil else { return ESRCH }
+            if let errno = check(real, in: key) { return errno }
+            guard entries[key]!.reals[real.key] != nil else { return ENOENT }
+            entries[key]!.reals[real.key]!.server = real
+        case .deleteRealServer(let key, let realKey):
+            guard var entry = entries[key] else { return ESRCH }
+            guard entry.reals.removeValue(forKey: realKey) != nil else { return ENOENT }
+            entry.realOrder.removeAll { $0 == realKey }
+            entries[key] = entry
+        }
+        return nil
+    }
+
+    /// The kernel's checks on a service: scheduler and engine modules (ENOENT), IPv6 prefix length (EINVAL).
+    private func check(_ server: VirtualServer) -> Int32? {
+        guard Self.schedulers.contains(server.scheduler) else { return ENOENT }
+        if let engine = server.persistenceEngine, !engine.isEmpty, !Self.persistenceEngines.contains(engine) {
+            return ENOENT
+        }
+        if server.key.family == .inet6, !(1...128).contains(server.netmask) { return EINVAL }
+        return nil
+    }
+
+    /// The kernel's checks on a destination: family (EINVAL), then weight and thresholds (ERANGE).
+    private func check(_ real: RealServer, in key: VirtualServerKey) -> Int32? {
+        if real.key.address.family != key.family, real.forwarding != .tunnel { return EINVAL }
+        if real.weight < 0 || real.lowerThreshold > real.upperThreshold { return ERANGE }
+        return nil
+    }
+}

@@ -1,1 +1,0 @@
-// Kubernetes Services and EndpointSlices to IPVS: model, desired state, plan, reconciler.

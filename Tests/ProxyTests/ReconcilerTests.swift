@@ -1,0 +1,180 @@
+import IPVS
+import Testing
+@testable import Proxy
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct ReconcilerTests {
+    let t0 = ContinuousClock.now
+    let vip = tcp("10.96.0.10", 80)
+
+    let cluster = ClusterState(
+        services: [service("web", type: .nodePort, ports: [Service.Port(port: 80, nodePort: 30080)])],
+        endpointSlices: [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5"), endpoint("10.244.1.6")])])
+
+    /// What a run loop does each time: compute, derive ownership, sync.
+    func sync(_ reconciler: Reconciler, _ cluster: ClusterState, bound: Set<IPAddress> = [],
+              at seconds: Int = 0) throws -> SyncSummary {
+        let desired = DesiredState(cluster, node: nodeA)
+        let ownership = Ownership(node: nodeA, desired: desired, boundAddresses: bound)
+        return try reconciler.sync(desired, ownership: ownership, now: t0 + .seconds(seconds))
+    }
+
+    @Test func firstSyncFromEmptyThenNothing() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+
+        let first = try sync(reconciler, cluster)
+        #expect(first.virtualServersAdded == 2)
+        #expect(first.realServersAdded == 4)
+        #expect(first.failures.isEmpty)
+        #expect(first.changed)
+        #expect(IPVSAdmFormat.commands(fake.applied) == """
+            -A -t 10.96.0.10:80 -s rr
+            -A -t 192.168.1.10:30080 -s rr
+            -a -t 10.96.0.10:80 -r 10.244.0.5:8080 -m -w 1
+            -a -t 10.96.0.10:80 -r 10.244.1.6:8080 -m -w 1
+            -a -t 192.168.1.10:30080 -r 10.244.0.5:8080 -m -w 1
+            -a -t 192.168.1.10:30080 -r 10.244.1.6:8080 -m -w 1
+            """)
+
+        let writes = fake.writeCount
+        let second = try sync(reconciler, cluster, bound: [ip("10.96.0.10")], at: 10)
+        #expect(second == SyncSummary())
+        #expect(!second.changed)
+        #expect(fake.writeCount == writes)
+    }
+
+    @Test func removedEndpointIsDrainedThenDeleted() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake, gracePeriod: .seconds(900))
+        _ = try sync(reconciler, cluster)
+        fake.setConnections(active: 2, inactive: 1, of: rkey("10.244.1.6", 8080), in: vip)
+
+        var shrunk = cluster
+        shrunk.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5")])]
+
+        let draining = try sync(reconciler, shrunk, at: 10)
+        #expect(draining.realServersUpdated == 2)
+        #expect(fake.realServers(of: vip).map(\.server.weight) == [1, 0])
+        // The node-port copy had no connections: it goes on the next sync; the cluster-IP one waits.
+        let next = try sync(reconciler, shrunk, at: 20)
+        #expect(next.realServersDeleted == 1)
+        #expect(fake.realServers(of: vip).count == 2)
+        #expect(try sync(reconciler, shrunk, at: 30) == SyncSummary())
+
+        fake.setConnections(active: 0, inactive: 0, of: rkey("10.244.1.6", 8080), in: vip)
+        let drained = try sync(reconciler, shrunk, at: 40)
+        #expect(drained.realServersDeleted == 1)
+        #expect(fake.realServers(of: vip).map(\.server.key) == [rkey("10.244.0.5", 8080)])
+        #expect(reconciler.termination.drainingSince.isEmpty)
+    }
+
+    @Test func drainingGivesUpAfterTheGracePeriod() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake, gracePeriod: .seconds(60))
+        _ = try sync(reconciler, cluster)
+        fake.setConnections(active: 5, inactive: 0, of: rkey("10.244.1.6", 8080), in: vip)
+        var shrunk = cluster
+        shrunk.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5")])]
+
+        _ = try sync(reconciler, shrunk, at: 100)
+        _ = try sync(reconciler, shrunk, at: 159)
+        #expect(fake.realServers(of: vip).count == 2)
+        let late = try sync(reconciler, shrunk, at: 160)
+        #expect(late.realServersDeleted == 1)
+        #expect(fake.realServers(of: vip).count == 1)
+    }
+
+    @Test func foreignVirtualServersSurviveAndAreNotRead() throws {
+        let fake = FakeIPVS()
+        let foreign = tcp("172.16.0.1", 443)
+        try fake.applyAll([.addVirtualServer(VirtualServer(key: foreign, scheduler: "wlc")),
+                           .addRealServer(foreign, real("172.16.1.1", 443))])
+        let reconciler = Reconciler(handle: fake)
+        _ = try sync(reconciler, cluster)
+        _ = try sync(reconciler, ClusterState(), bound: [ip("10.96.0.10")])
+        let reads = fake.realServerReads
+
+        #expect(!reads.contains(foreign))
+        #expect(fake.virtualServers().map(\.server.key) == [foreign])
+        #expect(fake.realServers(of: foreign).count == 1)
+    }
+
+    @Test func deletedServiceIsRemovedThroughItsBoundAddress() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        _ = try sync(reconciler, cluster)
+
+        let summary = try sync(reconciler, ClusterState(), bound: [ip("10.96.0.10")])
+        #expect(summary.virtualServersDeleted == 2)  // the cluster IP, and the node port by its range
+        #expect(summary.realServersDeleted == 0)
+        #expect(fake.virtualServers().isEmpty)
+    }
+
+    @Test func refusedOperationsAreReportedAndRetried() throws {
+        let fake = FakeIPVS()
+        fake.failure = { if case .addRealServer(_, let real) = $0, real.key.port == 8080 { EPERM } else { nil } }
+        let reconciler = Reconciler(handle: fake)
+        let first = try sync(reconciler, cluster)
+        #expect(first.virtualServersAdded == 2)
+        #expect(first.failures.count == 4)
+        #expect(first.failures.first?.description
+                == "-a -t 10.96.0.10:80 -r 10.244.0.5:8080 -m -w 1: add real server 10.244.0.5:8080 to TCP 10.96.0.10:80: permission denied, CAP_NET_ADMIN is needed (EPERM)")
+
+        fake.failure = nil
+        let second = try sync(reconciler, cluster, bound: [ip("10.96.0.10")], at: 1)
+        #expect(second.realServersAdded == 4)
+        #expect(second.failures.isEmpty)
+    }
+
+    @Test func failedDrainIsNotRemembered() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        _ = try sync(reconciler, cluster)
+        fake.setConnections(active: 1, inactive: 0, of: rkey("10.244.1.6", 8080), in: vip)
+        var shrunk = cluster
+        shrunk.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5")])]
+
+        fake.failure = { if case .updateRealServer(let key, _) = $0, key == vip { EPERM } else { nil } }
+        let summary = try sync(reconciler, shrunk, at: 5)
+        #expect(summary.failures.count == 1)
+        #expect(reconciler.termination.drainingSince.keys.map(\.virtualServer) == [tcp("192.168.1.10", 30080)])
+    }
+
+    @Test func planReadsWithoutWriting() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        let desired = DesiredState(cluster, node: nodeA)
+        let plan = try reconciler.plan(desired, ownership: Ownership(node: nodeA, desired: desired, boundAddresses: []),
+                                       now: t0)
+        #expect(plan.operations.count == 6)
+        #expect(fake.writeCount == 0)
+    }
+
+    @Test func badInputNeverReachesTheReconciler() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        var lastGood = try ManifestLoader.parse("""
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {clusterIP: 10.96.0.10, ports: [{port: 80}]}
+            """, source: "web.yaml")
+        _ = try sync(reconciler, lastGood)
+        let writes = fake.writeCount
+
+        // A run loop keeps its last good state when a load fails.
+        let edited = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: web}
+            spec: {clusterIP: 10.96.0.10, ports: [{port: 80000}]}
+            """
+        if let state = try? ManifestLoader.parse(edited, source: "web.yaml") { lastGood = state }
+        #expect(try sync(reconciler, lastGood, bound: [ip("10.96.0.10")], at: 1) == SyncSummary())
+        #expect(fake.writeCount == writes)
+        #expect(fake.virtualServers().map(\.server.key) == [vip])
+    }
+}
