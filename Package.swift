@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // libmnl and the kernel's netlink/IPVS headers; a few helpers for macros Swift cannot import.
@@ -22,7 +23,11 @@ let package = Package(
         .target(name: "HostNetwork", dependencies: ["Netlink", "IPVS"]),
         .target(
             name: "Proxy",
-            dependencies: ["IPVS", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "IPVS", "HostNetwork",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .executableTarget(
             name: "kipvs",
@@ -30,6 +35,7 @@ let package = Package(
                 "IPVS",
                 "Proxy",
                 "HostNetwork",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -8,6 +8,8 @@ public final class NetlinkConnection {
     /// Counters for benchmarks and metrics.
     public private(set) var sends = 0
     public private(set) var receives = 0
+    /// Reused for single requests and dumps, which come one at a time.
+    private let single = MessageBatch(limit: 16 * 1024)
 
     /// How acks are requested in a batch.
     public enum AckMode: Sendable {
@@ -26,7 +28,8 @@ public final class NetlinkConnection {
 
     /// One request with NLM_F_ACK; returns the data messages that answered it.
     public func request(operation: String, build: (MessageBatch, UInt32) -> Void) throws -> [NetlinkMessage] {
-        let batch = MessageBatch(limit: 16 * 1024)
+        let batch = single
+        batch.reset()
         let sequence = socket.reserveSequences(1)
         build(batch, sequence)
         try send(batch, operation: operation)
@@ -51,7 +54,8 @@ public final class NetlinkConnection {
 
     /// One dump, handing each data message to `body` as it arrives.
     public func dump(operation: String, build: (MessageBatch, UInt32) -> Void, body: (NetlinkMessage) throws -> Void) throws {
-        let batch = MessageBatch(limit: 16 * 1024)
+        let batch = single
+        batch.reset()
         let sequence = socket.reserveSequences(1)
         build(batch, sequence)
         try send(batch, operation: operation)

@@ -10,6 +10,7 @@ struct Kipvs: AsyncParsableCommand {
         abstract: "Kubernetes Services through the kernel's IPVS load balancer.",
         version: version,
         subcommands: [
+            RunCommand.self, PlanCommand.self, CleanupCommand.self,
             StatusCommand.self, SaveCommand.self, RestoreCommand.self, FlushCommand.self, VersionCommand.self,
         ]
     )

@@ -158,7 +158,7 @@ private enum Command: CaseIterable {
     }
 
     /// ipvsadm's `commands_v_options` table, restricted to the options read here.
-    var allowed: Set<Setting> {
+    var allowed: [Setting] {
         switch self {
         case .addService, .editService:
             [.service, .ipv6, .scheduler, .persistence, .netmask, .onePacket, .persistenceEngine, .schedulerFlags]
@@ -302,9 +302,10 @@ private struct GivenOption {
 
 /// The options of one line, checked against the command: each allowed, none repeated, none missing.
 private struct LineOptions {
-    private var given: [Setting: GivenOption] = [:]
+    // A handful per line: a list beats hashing here, and restore parses 100,000s of lines.
+    private var given: [(setting: Setting, option: GivenOption)] = []
 
-    subscript(setting: Setting) -> GivenOption? { given[setting] }
+    subscript(setting: Setting) -> GivenOption? { given.first { $0.setting == setting }?.option }
 
     static func read(_ words: ArraySlice<String>, for command: Command, spelledAs commandWord: String)
         throws(LineError) -> LineOptions
@@ -317,12 +318,12 @@ private struct LineOptions {
             guard command.allowed.contains(setting) else {
                 throw LineError("\(given.spelling) is not allowed with \(commandWord)")
             }
-            if let earlier = options.given[setting] {
+            if let earlier = options[setting] {
                 throw LineError("\(earlier.spelling) and \(given.spelling) both set the \(setting.rawValue)")
             }
-            options.given[setting] = given
+            options.given.append((setting, given))
         }
-        for setting in command.required where options.given[setting] == nil {
+        for setting in command.required where options[setting] == nil {
             throw LineError(setting.missing)
         }
         return options

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+
+/// Paces syncs as kube-proxy does: a change is synced no sooner than `minSyncPeriod` after the
+/// previous sync (bursts coalesce), and a full resync runs every `syncPeriod` to repair anything
+/// changed behind the agent's back. Nothing syncs before the source's first complete state.
+public final class SyncLoop {
+    public let agent: Agent
+    public let source: FileSource
+    public var minSyncPeriod: Duration
+    public var syncPeriod: Duration
+    public var pollInterval: Duration = .milliseconds(200)
+    public var logger: Logger
+
+    private var state: ClusterState?
+    private var pending = false
+    private var lastSync: ContinuousClock.Instant?
+    public private(set) var lastSyncSucceeded = false
+
+    public init(agent: Agent, source: FileSource, minSyncPeriod: Duration, syncPeriod: Duration, logger: Logger) {
+        self.agent = agent
+        self.source = source
+        self.minSyncPeriod = minSyncPeriod
+        self.syncPeriod = syncPeriod
+        self.logger = logger
+    }
+
+    /// Reads the source once and syncs once. Returns whether both succeeded.
+    public func runOnce() -> Bool {
+        readSource()
+        guard state != nil else { return false }
+        return syncNow()
+    }
+
+    /// Runs until `shouldStop` returns true (checked every poll interval).
+    public func run(shouldStop: @escaping @Sendable () -> Bool) async {
+        let clock = ContinuousClock()
+        while !shouldStop() {
+            readSource()
+            let now = clock.now
+            if state != nil {
+                let sinceLast = lastSync.map { now - $0 }
+                let changeDue = pending && (sinceLast.map { $0 >= minSyncPeriod } ?? true)
+                let resyncDue = sinceLast.map { $0 >= syncPeriod } ?? true
+                if changeDue || resyncDue { _ = syncNow() }
+            }
+            try? await Task.sleep(for: pollInterval)
+        }
+        logger.info("stopping; kernel state left in place")
+    }
+
+    private func readSource() {
+        switch source.poll() {
+        case nil:
+            return
+        case .success(let loaded):
+            if loaded != state {
+                state = loaded
+                pending = true
+                logger.debug("source changed", metadata: ["services": "\(loaded.services.count)",
+                                                         "endpointSlices": "\(loaded.endpointSlices.count)"])
+            }
+        case .failure(let error):
+            // The last good state stays in force: nothing is torn down because of bad input.
+            logger.error("source rejected; keeping the last good state",
+                         metadata: ["source": "\(source.path)", "problems": "\(error)"])
+        }
+    }
+
+    private func syncNow() -> Bool {
+        guard let state else { return false }
+        let clock = ContinuousClock()
+        let start = clock.now
+        pending = false
+        lastSync = start
+        do {
+            let report = try agent.sync(state, now: start)
+            let elapsed = clock.now - start
+            for warning in report.warnings { logger.warning("\(warning.object): \(warning.message)") }
+            for failure in report.ipvs.failures { logger.error("kernel refused an operation", metadata: ["failure": "\(failure)"]) }
+            if report.changed {
+                logger.info("synced", metadata: [
+                    "ipvs": "\(report.ipvs)", "addressesBound": "\(report.addressesBound)",
+                    "addressesUnbound": "\(report.addressesUnbound)", "seconds": "\(elapsed)",
+                ])
+            } else {
+                logger.debug("synced, nothing changed", metadata: ["seconds": "\(elapsed)"])
+            }
+            lastSyncSucceeded = report.ipvs.failures.isEmpty
+            // Draining real servers need another look even when the input is quiet.
+            if !agent.reconciler.termination.drainingSince.isEmpty { pending = true }
+        } catch {
+            logger.error("sync failed", metadata: ["error": "\(error)"])
+            lastSyncSucceeded = false
+            pending = true
+        }
+        return lastSyncSucceeded
+    }
+}

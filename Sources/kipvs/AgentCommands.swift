@@ -1,0 +1,214 @@
+import ArgumentParser
+import Foundation
+import HostNetwork
+import IPVS
+import Logging
+import Proxy
+
+/// Flags shared by `run`, `plan` and `cleanup`, named as kube-proxy's where the meaning is the same.
+struct NodeOptions: ParsableArguments {
+    @Option(help: "The node's name, for the Local traffic policies (default: $NODE_NAME, else the host name).")
+    var hostnameOverride: String?
+
+    @Option(help: "Comma-separated CIDRs whose node addresses NodePorts use (default: every node address).")
+    var nodeportAddresses: String?
+
+    @Option(help: "Default IPVS scheduler; a Service may pick another with the kipvs.io/scheduler annotation.")
+    var ipvsScheduler = "rr"
+
+    @Option(help: "Comma-separated CIDRs whose virtual servers kipvs never deletes.")
+    var ipvsExcludeCidrs: String?
+
+    @Option(help: "The cluster's NodePort range: virtual servers on node addresses in it are kipvs'.")
+    var serviceNodePortRange = "30000-32767"
+
+    @Option(help: "The dummy interface that holds the virtual IPs.")
+    var interfaceName = "kipvs0"
+
+    func validate() throws {
+        guard IPVSScheduler(rawValue: ipvsScheduler) != nil else {
+            throw ValidationError("--ipvs-scheduler: unknown scheduler \(ipvsScheduler)")
+        }
+        guard NodeConfig.parsePortRange(serviceNodePortRange) != nil else {
+            throw ValidationError("--service-node-port-range: expected LOW-HIGH, got \(serviceNodePortRange)")
+        }
+        _ = try cidrs(nodeportAddresses, flag: "--nodeport-addresses")
+        _ = try cidrs(ipvsExcludeCidrs, flag: "--ipvs-exclude-cidrs")
+        if let problem = node().problems.first { throw ValidationError(problem) }
+    }
+
+    func cidrs(_ text: String?, flag: String) throws -> [CIDR] {
+        guard let text, !text.isEmpty else { return [] }
+        return try text.split(separator: ",").map { part in
+            guard let cidr = CIDR(String(part).trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("\(flag): not a CIDR: \(part)")
+            }
+            return cidr
+        }
+    }
+
+    var nodeName: String {
+        if let hostnameOverride, !hostnameOverride.isEmpty { return hostnameOverride.lowercased() }
+        if let env = ProcessInfo.processInfo.environment["NODE_NAME"], !env.isEmpty { return env.lowercased() }
+        return ProcessInfo.processInfo.hostName.lowercased()
+    }
+
+    func node() -> NodeConfig {
+        NodeConfig(nodeName: nodeName, scheduler: IPVSScheduler(rawValue: ipvsScheduler) ?? .roundRobin,
+                   nodePortRange: NodeConfig.parsePortRange(serviceNodePortRange) ?? NodeConfig.defaultNodePortRange,
+                   excludeCIDRs: (try? cidrs(ipvsExcludeCidrs, flag: "")) ?? [], dummyInterface: interfaceName)
+    }
+
+    func agent(gracePeriod: Duration = GracefulTermination.defaultGracePeriod) throws -> Agent {
+        Agent(ipvs: try openIPVS(), network: try HostNetwork(), node: node(),
+              nodePortCIDRs: (try? cidrs(nodeportAddresses, flag: "")) ?? [], gracePeriod: gracePeriod)
+    }
+}
+
+/// `--source file:PATH`.
+struct SourceOptions: ParsableArguments {
+    @Option(help: "Where Services and EndpointSlices come from: file:PATH (a manifest file or directory).")
+    var source: String
+
+    func validate() throws { _ = try path() }
+
+    func path() throws -> String {
+        guard source.hasPrefix("file:"), source.count > 5 else {
+            throw ValidationError("--source: expected file:PATH, got \(source)")
+        }
+        return String(source.dropFirst(5))
+    }
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the service proxy: keep IPVS equal to the Services and their ready endpoints.")
+
+    @OptionGroup var sourceOptions: SourceOptions
+    @OptionGroup var nodeOptions: NodeOptions
+
+    @Flag(help: "Sync once and exit; the exit status says whether the sync succeeded.") var once = false
+
+    @Option(help: "Shortest time between two syncs; changes within it coalesce (e.g. 1s, 500ms).", transform: parseDuration)
+    var ipvsMinSyncPeriod: Duration = .seconds(1)
+
+    @Option(help: "Longest time between two syncs: a full resync repairs changes made behind kipvs' back.", transform: parseDuration)
+    var ipvsSyncPeriod: Duration = .seconds(30)
+
+    @Option(help: "How long a removed TCP real server may drain at weight 0 before it is deleted.", transform: parseDuration)
+    var terminationGracePeriod: Duration = .seconds(900)
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(name: .customLong("v"), help: "Verbosity as kube-proxy's --v: 0-1 info, 2-3 debug, 4+ trace.")
+    var verbosity: Int?
+
+    func run() async throws {
+        let level: Logger.Level = verbosity.map { $0 >= 4 ? .trace : $0 >= 2 ? .debug : .info } ?? logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "kipvs")
+        let agent = try nodeOptions.agent(gracePeriod: terminationGracePeriod)
+        var name = utsname()
+        uname(&name)
+        let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let changed = try KernelSettings.apply(kernelRelease: release)
+        if !changed.isEmpty { logger.info("kernel settings applied", metadata: ["sysctls": "\(changed)"]) }
+
+        let loop = SyncLoop(agent: agent, source: FileSource(path: try sourceOptions.path()),
+                            minSyncPeriod: ipvsMinSyncPeriod, syncPeriod: ipvsSyncPeriod, logger: logger)
+        if once {
+            guard loop.runOnce() else { throw ExitCode.failure }
+            return
+        }
+        logger.info("starting", metadata: ["node": "\(agent.node.nodeName)", "source": "\(sourceOptions.source)"])
+        let stop = StopSignal()
+        await loop.run(shouldStop: { stop.requested })
+    }
+}
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan", abstract: "Show what a sync would change, in ipvsadm notation, without changing anything.")
+
+    @OptionGroup var sourceOptions: SourceOptions
+    @OptionGroup var nodeOptions: NodeOptions
+
+    func run() throws {
+        let cluster: ClusterState
+        do {
+            cluster = try ManifestLoader.load(paths: [try sourceOptions.path()])
+        } catch let error as LoadError {
+            throw ValidationFailure("plan: \(error)")
+        }
+        let agent = try nodeOptions.agent()
+        let result = try agent.plan(cluster)
+        for warning in result.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+        for address in result.bind { print("# bind \(address) to \(agent.node.dummyInterface)") }
+        for address in result.unbind { print("# unbind \(address) from \(agent.node.dummyInterface)") }
+        if !result.plan.isEmpty { print(result.plan.description) }
+        if result.plan.isEmpty && result.bind.isEmpty && result.unbind.isEmpty { print("# nothing to change") }
+    }
+}
+
+struct CleanupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cleanup", abstract: "Remove every virtual server kipvs owns and its dummy interface; nothing else.")
+
+    @OptionGroup var nodeOptions: NodeOptions
+
+    func run() throws {
+        let summary = try nodeOptions.agent().cleanup()
+        print("removed \(summary.virtualServersDeleted) virtual servers and \(nodeOptions.interfaceName)")
+        if !summary.failures.isEmpty {
+            throw ValidationFailure(summary.failures.map { "cleanup: \($0)" }.joined(separator: "\n"))
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// `1s`, `500ms`, `2m`, `1h`, or a number of seconds.
+func parseDuration(_ text: String) throws -> Duration {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+        if let value = Double(text.dropLast(suffix.count)), value >= 0, value.isFinite {
+            return .milliseconds(Int64(value * scale * 1000))
+        }
+    }
+    if let seconds = Double(text), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1000)) }
+    throw ValidationError("not a duration: \(text) (e.g. 1s, 500ms, 2m)")
+}
+
+/// SIGTERM and SIGINT end the agent; the kernel state stays so traffic keeps flowing across a restart.
+final class StopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in self?.set() }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    private func set() {
+        lock.lock()
+        flag = true
+        lock.unlock()
+    }
+
+    var requested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return flag
+    }
+}
