@@ -57,15 +57,10 @@ public final class HostNetwork {
                 batch.put(RouteWire.linkName, string: name)
                 batch.end()
             }
-            return replies.first.map { Self.index(ofLinkPayload: $0.payload) }
+            return replies.first.map { Int32(bitPattern: $0.u32(at: 4)) }  // ifinfomsg.ifi_index
         } catch let error as NetlinkError where error.errno == 19 {  // ENODEV
             return nil
         }
-    }
-
-    static func index(ofLinkPayload payload: [UInt8]) -> Int32 {
-        guard payload.count >= 8 else { return 0 }
-        return Int32(bitPattern: UInt32(payload[4]) | UInt32(payload[5]) << 8 | UInt32(payload[6]) << 16 | UInt32(payload[7]) << 24)
     }
 
     /// Creates the dummy interface if it is missing and brings it up; returns its index.
@@ -111,15 +106,15 @@ public final class HostNetwork {
                         familyHeader: RouteWire.addressHeader(family: 0, prefixLength: 0, scope: 0, index: 0))
             batch.end()
         }) { message in
-            let p = message.payload
-            guard p.count >= 8, let family = IPAddress.Family(rawValue: UInt16(p[0])) else { return }
-            let attributes = Attributes(parsing: p, from: 8)
+            // ifaddrmsg: family, prefix length, flags, scope, index
+            guard message.payloadCount >= 8, let family = IPAddress.Family(rawValue: UInt16(message.byte(at: 0))) else { return }
+            let attributes = message.attributes(from: 8)
             // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on point-to-point links.
             guard let raw = attributes.bytes(RouteWire.addressLocal) ?? attributes.bytes(RouteWire.addressAddress),
                   let address = IPAddress(family: family, bytes: raw)
             else { return }
-            let index = Int32(bitPattern: UInt32(p[4]) | UInt32(p[5]) << 8 | UInt32(p[6]) << 16 | UInt32(p[7]) << 24)
-            out.append(InterfaceAddress(interfaceIndex: index, address: address, prefixLength: p[1]))
+            out.append(InterfaceAddress(interfaceIndex: Int32(bitPattern: message.u32(at: 4)), address: address,
+                                        prefixLength: message.byte(at: 1)))
         }
         return out
     }
@@ -142,8 +137,9 @@ public final class HostNetwork {
                 batch.begin(type: type, flags: flags | extra, sequence: seq,
                             familyHeader: RouteWire.addressHeader(family: UInt8(address.family.rawValue), prefixLength: bits,
                                                                   scope: RouteWire.scopeUniverse, index: index))
-                batch.put(RouteWire.addressLocal, bytes: address.bytes)
-                batch.put(RouteWire.addressAddress, bytes: address.bytes)
+                let length = address.isIPv4 ? 4 : 16
+                batch.put(RouteWire.addressLocal, high: address.high, low: address.low, count: length)
+                batch.put(RouteWire.addressAddress, high: address.high, low: address.low, count: length)
                 batch.end()
             })
         // Adding an address that is there, or removing one that is gone, is the wanted end state.

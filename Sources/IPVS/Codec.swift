@@ -38,7 +38,7 @@ public enum IPVSCodec {
         switch key {
         case .service(let proto, let address, let port):
             batch.put(Wire.Service.proto, u16: proto.rawValue)
-            batch.put(Wire.Service.addr, bytes: address.kernelBytes)
+            batch.put(Wire.Service.addr, high: address.high, low: address.low, count: 16)
             batch.put(Wire.Service.port, be16: port)
         case .firewallMark(_, let mark):
             batch.put(Wire.Service.fwmark, u32: mark)
@@ -65,7 +65,7 @@ public enum IPVSCodec {
     }
 
     static func putDestKey(_ key: RealServerKey, into batch: MessageBatch) {
-        batch.put(Wire.Dest.addr, bytes: key.address.kernelBytes)
+        batch.put(Wire.Dest.addr, high: key.address.high, low: key.address.low, count: 16)
         batch.put(Wire.Dest.port, be16: key.port)
     }
 
@@ -128,9 +128,7 @@ public enum IPVSCodec {
             else { return nil }
             key = .service(proto, address, port)
         }
-        let flagBytes = s.bytes(Wire.Service.flags) ?? []
-        let flags = flagBytes.count >= 4
-            ? UInt32(flagBytes[0]) | UInt32(flagBytes[1]) << 8 | UInt32(flagBytes[2]) << 16 | UInt32(flagBytes[3]) << 24 : 0
+        let flags = s.u32(Wire.Service.flags) ?? 0  // struct ip_vs_flags: the flags, then the mask
         let rawMask = s.u32(Wire.Service.netmask) ?? 0
         let server = VirtualServer(
             key: key,

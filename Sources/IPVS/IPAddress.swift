@@ -2,7 +2,8 @@
 import Glibc
 #endif
 
-/// An IPv4 or IPv6 address, kept as the 16 bytes the kernel uses (`union nf_inet_addr`).
+/// An IPv4 or IPv6 address. Stored inline (no heap allocation): tables of 100,000s of real
+/// servers are built, hashed and compared on every sync.
 public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
     public enum Family: UInt16, Sendable {
         case inet = 2  // AF_INET
@@ -10,51 +11,92 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     public let family: Family
-    /// Network-order bytes: 4 for IPv4, 16 for IPv6.
-    public let bytes: [UInt8]
+    /// The address bytes in network order, packed big-endian: IPv4 in the top 32 bits of `high`.
+    public let high: UInt64
+    public let low: UInt64
 
-    public init?(family: Family, bytes: [UInt8]) {
-        switch family {
-        case .inet:
-            guard bytes.count >= 4 else { return nil }
-            self.bytes = Array(bytes.prefix(4))
-        case .inet6:
-            guard bytes.count >= 16 else { return nil }
-            self.bytes = Array(bytes.prefix(16))
-        }
+    public init(family: Family, high: UInt64, low: UInt64) {
         self.family = family
+        self.high = family == .inet ? high & 0xffff_ffff_0000_0000 : high
+        self.low = family == .inet ? 0 : low
+    }
+
+    /// From network-order bytes: at least 4 for IPv4, 16 for IPv6 (extra bytes are ignored).
+    public init?(family: Family, bytes: some Collection<UInt8>) {
+        guard bytes.count >= (family == .inet ? 4 : 16) else { return nil }
+        var high: UInt64 = 0, low: UInt64 = 0
+        for (i, byte) in bytes.prefix(family == .inet ? 4 : 16).enumerated() {
+            if i < 8 { high |= UInt64(byte) << (56 - 8 * i) } else { low |= UInt64(byte) << (56 - 8 * (i - 8)) }
+        }
+        self.init(family: family, high: high, low: low)
     }
 
     /// Parses dotted-quad IPv4 or textual IPv6 (no brackets, no zone).
     public init?(_ text: String) {
-        if text.contains(":") {
+        self.init(text[...])
+    }
+
+    public init?(_ text: Substring) {
+        if text.utf8.contains(UInt8(ascii: ":")) {
             var a = in6_addr()
-            guard inet_pton(AF_INET6, text, &a) == 1 else { return nil }
-            self.family = .inet6
-            self.bytes = withUnsafeBytes(of: a) { Array($0) }
+            guard inet_pton(AF_INET6, String(text), &a) == 1 else { return nil }
+            self.init(family: .inet6, bytes: withUnsafeBytes(of: a) { Array($0) })
         } else {
-            var a = in_addr()
-            guard inet_pton(AF_INET, text, &a) == 1 else { return nil }
-            self.family = .inet
-            self.bytes = withUnsafeBytes(of: a) { Array($0) }
+            guard let v4 = Self.parseIPv4(text.utf8) else { return nil }
+            self.init(family: .inet, high: UInt64(v4) << 32, low: 0)
         }
+    }
+
+    /// Strict dotted quad: four decimal numbers 0…255, no leading zeros beyond a single 0.
+    static func parseIPv4(_ utf8: some Collection<UInt8>) -> UInt32? {
+        var result: UInt32 = 0
+        var octet: UInt32 = 0
+        var digits = 0
+        var dots = 0
+        for c in utf8 {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                if digits > 0 && octet == 0 { return nil }  // "01" is octal to some parsers: refuse it
+                octet = octet * 10 + UInt32(c - UInt8(ascii: "0"))
+                digits += 1
+                guard digits <= 3, octet <= 255 else { return nil }
+            case UInt8(ascii: "."):
+                guard digits > 0, dots < 3 else { return nil }
+                result = result << 8 | octet
+                octet = 0
+                digits = 0
+                dots += 1
+            default:
+                return nil
+            }
+        }
+        guard digits > 0, dots == 3 else { return nil }
+        return result << 8 | octet
     }
 
     public var isIPv4: Bool { family == .inet }
 
+    /// Network-order bytes: 4 for IPv4, 16 for IPv6.
+    public var bytes: [UInt8] {
+        let count = isIPv4 ? 4 : 16
+        return (0..<count).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high >> (56 - 8 * i) : low >> (56 - 8 * (i - 8)))) }
+    }
+
     /// The 16-byte form the kernel's ADDR attributes carry.
-    public var kernelBytes: [UInt8] { bytes + [UInt8](repeating: 0, count: 16 - bytes.count) }
+    public var kernelBytes: [UInt8] { bytes + [UInt8](repeating: 0, count: isIPv4 ? 12 : 0) }
 
     /// Canonical text: dotted quad, or RFC 5952 IPv6 (as `inet_ntop` prints it).
     public var description: String {
+        if isIPv4 {
+            let v = UInt32(truncatingIfNeeded: high >> 32)
+            return "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
+        }
         var out = [CChar](repeating: 0, count: 64)
-        let af = family == .inet ? AF_INET : AF_INET6
-        let ok = bytes.withUnsafeBytes { inet_ntop(af, $0.baseAddress, &out, socklen_t(out.count)) } != nil
+        let ok = bytes.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &out, socklen_t(out.count)) } != nil
         return ok ? String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
     }
 
     public static func < (a: IPAddress, b: IPAddress) -> Bool {
-        if a.family != b.family { return a.family.rawValue < b.family.rawValue }
-        return a.bytes.lexicographicallyPrecedes(b.bytes)
+        (a.family.rawValue, a.high, a.low) < (b.family.rawValue, b.high, b.low)
     }
 }

@@ -232,15 +232,16 @@ public final class NetlinkSocket {
     }
 
     private func parse(_ start: UnsafeMutableRawPointer, _ length: Int, into messages: inout [NetlinkMessage]) {
+        // One copy per datagram; its messages share it.
+        let datagram = Array(UnsafeRawBufferPointer(start: start, count: length))
+        let headerLength = Int(cmnl_nlmsg_hdrlen())
         var remaining = Int32(length)
         var nlh: UnsafePointer<nlmsghdr>? = UnsafePointer(start.assumingMemoryBound(to: nlmsghdr.self))
         while let header = nlh, mnl_nlmsg_ok(header, remaining) {
             let h = header.pointee
-            let payloadLength = Int(h.nlmsg_len) - Int(cmnl_nlmsg_hdrlen())
-            let payloadStart = UnsafeRawPointer(header) + Int(cmnl_nlmsg_hdrlen())
-            let payload = Array(UnsafeRawBufferPointer(start: payloadStart, count: max(0, payloadLength)))
-            messages.append(NetlinkMessage(type: h.nlmsg_type, flags: h.nlmsg_flags, sequence: h.nlmsg_seq,
-                                           portID: h.nlmsg_pid, payload: payload))
+            let offset = UnsafeRawPointer(header) - UnsafeRawPointer(start)
+            messages.append(NetlinkMessage(type: h.nlmsg_type, flags: h.nlmsg_flags, sequence: h.nlmsg_seq, portID: h.nlmsg_pid,
+                                           buffer: datagram, payloadRange: (offset + headerLength)..<(offset + Int(h.nlmsg_len))))
             nlh = UnsafePointer(mnl_nlmsg_next(header, &remaining))
         }
     }
@@ -258,4 +259,14 @@ public enum NetlinkFlags {
     public static let create = NLM_F_CREATE
     public static let exclusive = NLM_F_EXCL
     public static let replace = NLM_F_REPLACE
+}
+
+extension MessageBatch {
+    /// Writes `count` (≤ 16) bytes of an address held as two big-endian-packed words, zero-padded to `count`.
+    public func put(_ type: Int, high: UInt64, low: UInt64, count: Int) {
+        guard let nlh = current else { return }
+        let words = (high.bigEndian, low.bigEndian)
+        let ok = withUnsafeBytes(of: words) { mnl_attr_put_check(nlh, room, UInt16(type), min(count, 16), $0.baseAddress) }
+        if !ok { overflowed = true }
+    }
 }

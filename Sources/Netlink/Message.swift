@@ -1,18 +1,24 @@
 /// One netlink message as received: the header fields and the bytes after the 16-byte header.
+/// Messages of one datagram share its buffer; nothing is copied per message.
 public struct NetlinkMessage: Sendable {
     public let type: UInt16
     public let flags: UInt16
     public let sequence: UInt32
     public let portID: UInt32
-    /// Everything after `nlmsghdr`.
-    public let payload: [UInt8]
+    let buffer: [UInt8]
+    let payloadRange: Range<Int>
 
     public init(type: UInt16, flags: UInt16, sequence: UInt32, portID: UInt32, payload: [UInt8]) {
+        self.init(type: type, flags: flags, sequence: sequence, portID: portID, buffer: payload, payloadRange: 0..<payload.count)
+    }
+
+    init(type: UInt16, flags: UInt16, sequence: UInt32, portID: UInt32, buffer: [UInt8], payloadRange: Range<Int>) {
         self.type = type
         self.flags = flags
         self.sequence = sequence
         self.portID = portID
-        self.payload = payload
+        self.buffer = buffer
+        self.payloadRange = payloadRange
     }
 
     public static let error: UInt16 = 2  // NLMSG_ERROR
@@ -21,21 +27,37 @@ public struct NetlinkMessage: Sendable {
     public var isError: Bool { type == Self.error }
     public var isDone: Bool { type == Self.done }
 
-    /// For NLMSG_ERROR: 0 for an ack, else the positive errno.
-    public var errorCode: Int32 {
-        guard payload.count >= 4 else { return 0 }
-        let raw = Int32(bitPattern: UInt32(payload[0]) | UInt32(payload[1]) << 8 | UInt32(payload[2]) << 16 | UInt32(payload[3]) << 24)
-        return -raw
+    /// Everything after `nlmsghdr`, copied.
+    public var payload: [UInt8] { Array(buffer[payloadRange]) }
+    public var payloadCount: Int { payloadRange.count }
+
+    /// The payload byte at `offset`, 0 past the end.
+    public func byte(at offset: Int) -> UInt8 {
+        offset < payloadRange.count ? buffer[payloadRange.lowerBound + offset] : 0
     }
 
+    /// A little-endian (host order) 32-bit value of the payload at `offset`, 0 past the end.
+    public func u32(at offset: Int) -> UInt32 {
+        (0..<4).reduce(0) { $0 | UInt32(byte(at: offset + $1)) << (8 * $1) }
+    }
+
+    /// For NLMSG_ERROR: 0 for an ack, else the positive errno.
+    public var errorCode: Int32 { -Int32(bitPattern: u32(at: 0)) }
+
     /// For generic netlink: the command byte of `genlmsghdr`.
-    public var genericCommand: UInt8 { payload.first ?? 0 }
+    public var genericCommand: UInt8 { byte(at: 0) }
 
     /// For generic netlink: the attributes after the 4-byte `genlmsghdr`.
-    public var genericAttributes: Attributes { Attributes(parsing: payload, from: 4) }
+    public var genericAttributes: Attributes { attributes(from: 4) }
+
+    /// The attributes after a fixed header of `offset` bytes.
+    public func attributes(from offset: Int) -> Attributes {
+        Attributes(bytes: buffer, range: min(payloadRange.lowerBound + offset, payloadRange.upperBound)..<payloadRange.upperBound)
+    }
 }
 
-/// The attributes of one level of a message, read by type. Values are copied out on access.
+/// The attributes of one level of a message, read by type. Lookups walk the TLVs in place:
+/// a level holds a dozen attributes at most, and walking allocates nothing.
 public struct Attributes: Sendable {
     public struct Entry: Sendable {
         public let type: UInt16
@@ -43,45 +65,57 @@ public struct Attributes: Sendable {
     }
 
     let bytes: [UInt8]
-    public let entries: [Entry]
+    let range: Range<Int>
 
-    init(bytes: [UInt8], entries: [Entry]) {
+    init(bytes: [UInt8], range: Range<Int>) {
         self.bytes = bytes
-        self.entries = entries
+        self.range = range
     }
 
     /// Walks TLVs from `offset`; a truncated trailing attribute ends the walk.
     public init(parsing bytes: [UInt8], from offset: Int) {
-        self.bytes = bytes
-        self.entries = Attributes.walk(bytes, from: offset, to: bytes.count)
+        self.init(bytes: bytes, range: min(offset, bytes.count)..<bytes.count)
     }
 
-    static func walk(_ bytes: [UInt8], from start: Int, to end: Int) -> [Entry] {
-        var entries: [Entry] = []
-        var at = start
+    /// Calls `body` with each attribute's type and payload range until it returns false.
+    func forEach(_ body: (UInt16, Range<Int>) -> Bool) {
+        var at = range.lowerBound
+        let end = range.upperBound
         while at + 4 <= end {
             let length = Int(UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8)
             let type = (UInt16(bytes[at + 2]) | UInt16(bytes[at + 3]) << 8) & 0x3fff  // NLA_TYPE_MASK
-            guard length >= 4, at + length <= end else { break }
-            entries.append(Entry(type: type, range: (at + 4)..<(at + length)))
+            guard length >= 4, at + length <= end else { return }
+            if !body(type, (at + 4)..<(at + length)) { return }
             at += (length + 3) & ~3
         }
-        return entries
     }
 
-    public func contains(_ type: Int) -> Bool { entries.contains { Int($0.type) == type } }
+    public var entries: [Entry] {
+        var out: [Entry] = []
+        forEach { out.append(Entry(type: $0, range: $1)); return true }
+        return out
+    }
 
-    func range(_ type: Int) -> Range<Int>? { entries.first { Int($0.type) == type }?.range }
+    func find(_ type: Int) -> Range<Int>? {
+        var found: Range<Int>?
+        forEach { t, r in
+            if Int(t) == type { found = r; return false }
+            return true
+        }
+        return found
+    }
 
-    public func bytes(_ type: Int) -> [UInt8]? { range(type).map { Array(bytes[$0]) } }
+    public func contains(_ type: Int) -> Bool { find(type) != nil }
+
+    public func bytes(_ type: Int) -> ArraySlice<UInt8>? { find(type).map { bytes[$0] } }
 
     public func u8(_ type: Int) -> UInt8? {
-        guard let r = range(type), r.count >= 1 else { return nil }
+        guard let r = find(type), r.count >= 1 else { return nil }
         return bytes[r.lowerBound]
     }
 
     public func u16(_ type: Int) -> UInt16? {
-        guard let r = range(type), r.count >= 2 else { return nil }
+        guard let r = find(type), r.count >= 2 else { return nil }
         return UInt16(bytes[r.lowerBound]) | UInt16(bytes[r.lowerBound + 1]) << 8
     }
 
@@ -89,29 +123,24 @@ public struct Attributes: Sendable {
     public func be16(_ type: Int) -> UInt16? { u16(type).map { UInt16(bigEndian: $0) } }
 
     public func u32(_ type: Int) -> UInt32? {
-        guard let r = range(type), r.count >= 4 else { return nil }
-        var v: UInt32 = 0
-        for i in 0..<4 { v |= UInt32(bytes[r.lowerBound + i]) << (8 * i) }
-        return v
+        guard let r = find(type), r.count >= 4 else { return nil }
+        return (0..<4).reduce(0) { $0 | UInt32(bytes[r.lowerBound + $1]) << (8 * $1) }
     }
 
     public func u64(_ type: Int) -> UInt64? {
-        guard let r = range(type), r.count >= 8 else { return nil }
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[r.lowerBound + i]) << (8 * i) }
-        return v
+        guard let r = find(type), r.count >= 8 else { return nil }
+        return (0..<8).reduce(0) { $0 | UInt64(bytes[r.lowerBound + $1]) << (8 * $1) }
     }
 
     /// A NUL-terminated string attribute, without its NUL.
     public func string(_ type: Int) -> String? {
-        guard let r = range(type) else { return nil }
+        guard let r = find(type) else { return nil }
         var slice = bytes[r]
         if let nul = slice.firstIndex(of: 0) { slice = slice[..<nul] }
         return String(decoding: slice, as: UTF8.self)
     }
 
     public func nested(_ type: Int) -> Attributes? {
-        guard let r = range(type) else { return nil }
-        return Attributes(bytes: bytes, entries: Attributes.walk(bytes, from: r.lowerBound, to: r.upperBound))
+        find(type).map { Attributes(bytes: bytes, range: $0) }
     }
 }

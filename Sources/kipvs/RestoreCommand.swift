@@ -16,20 +16,25 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Print the number of netlink system calls used to standard error.") var report = false
 
     func run() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
         let input = Array(FileHandle.standardInput.readDataToEndOfFile())
         let rules: [Rule]
         switch RuleParser.parse(input) {
         case .success(let parsed): rules = parsed
         case .failure(let error): throw ValidationFailure("restore: \(error); nothing applied")
         }
+        let parsed = clock.now
         let ipvs = try openIPVS()
         if flush { try ipvs.flush() }
         let failures = try Restore.apply(rules, to: ipvs)
         if report {
             let c = ipvs.connection
-            let operations = rules.count
-            FileHandle.standardError.write(Data(
-                "\(c.sends + c.receives) system calls (\(c.sends) sends, \(c.receives) receives) for \(operations) operations\n".utf8))
+            FileHandle.standardError.write(Data("""
+                \(c.sends + c.receives) system calls (\(c.sends) sends, \(c.receives) receives) for \(rules.count) operations
+                read and parse \(parsed - start), apply \(clock.now - parsed)
+
+                """.utf8))
         }
         if !failures.isEmpty {
             throw ValidationFailure(failures.map { "restore: \($0)" }.joined(separator: "\n"))

@@ -36,8 +36,23 @@ struct SaveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "save", abstract: "Print the table in `ipvsadm -S -n` syntax.")
 
+    @Flag(help: "Print timings and the number of netlink system calls to standard error.") var report = false
+
     func run() throws {
-        print(SaveFormat.render(try openIPVS().table()), terminator: "")
+        let clock = ContinuousClock()
+        let start = clock.now
+        let ipvs = try openIPVS()
+        let table = try ipvs.table()
+        let read = clock.now
+        print(SaveFormat.render(table), terminator: "")
+        if report {
+            let c = ipvs.connection
+            FileHandle.standardError.write(Data("""
+                \(c.sends + c.receives) system calls (\(c.sends) sends, \(c.receives) receives)
+                read table \(read - start), format and print \(clock.now - read)
+
+                """.utf8))
+        }
     }
 }
 

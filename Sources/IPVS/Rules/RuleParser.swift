@@ -112,6 +112,11 @@ private enum Words {
         }
         var words: [String] = []
         for bytes in code.split(whereSeparator: isSpace) {
+            // Rule files are ASCII: decode that directly, and validate only what is not.
+            if bytes.allSatisfy({ $0 < 0x80 }) {
+                words.append(String(decoding: bytes, as: UTF8.self))
+                continue
+            }
             guard let word = String(validating: bytes, as: UTF8.self) else {
                 throw LineError("not valid UTF-8 text; is this a text file?")
             }
@@ -184,9 +189,10 @@ private enum Command: CaseIterable {
         "--start-daemon", "--stop-daemon", "-h", "--help", "-v", "--version",
     ]
 
-    static func spelled(_ word: String) -> Command? {
-        allCases.first { $0.spellings.contains(word) }
-    }
+    static func spelled(_ word: String) -> Command? { bySpelling[word] }
+
+    private static let bySpelling: [String: Command] = Dictionary(
+        uniqueKeysWithValues: allCases.flatMap { command in command.spellings.map { ($0, command) } })
 
     static func named(_ word: String) throws(LineError) -> Command {
         if let command = spelled(word) { return command }
@@ -284,9 +290,10 @@ private enum Option: CaseIterable {
         }
     }
 
-    static func spelled(_ word: String) -> Option? {
-        allCases.first { $0.spellings.contains(word) }
-    }
+    static func spelled(_ word: String) -> Option? { bySpelling[word] }
+
+    private static let bySpelling: [String: Option] = Dictionary(
+        uniqueKeysWithValues: allCases.flatMap { option in option.spellings.map { ($0, option) } })
 }
 
 /// One option as written on the line.
@@ -491,18 +498,20 @@ private extension RuleParser {
             }
             return (address, try port(rest.dropFirst()))
         }
-        if let address = IPAddress(text), !address.isIPv4 {
+        // One colon separates an IPv4 address from its port; an IPv6 address has at least two.
+        let colons = text.utf8.lazy.filter { $0 == UInt8(ascii: ":") }.count
+        if colons > 1, let address = IPAddress(text), !address.isIPv4 {
             return (address, nil)
         }
-        guard let colon = text.lastIndex(of: ":") else {
+        guard colons == 1, let colon = text.utf8.firstIndex(of: UInt8(ascii: ":")) else {
             return (try ipv4Address(text[...], in: text), nil)
         }
         let address = try ipv4Address(text[..<colon], in: text)
-        return (address, try port(text[text.index(after: colon)...]))
+        return (address, try port(text[text.utf8.index(after: colon)...]))
     }
 
     private static func ipv4Address(_ host: Substring, in text: String) throws(LineError) -> IPAddress {
-        guard let address = IPAddress(String(host)), address.isIPv4 else {
+        guard let address = IPAddress(host), address.isIPv4 else {
             let hint = host.contains(":") ? " (an IPv6 address with a port is written [address]:port)" : ""
             throw LineError("invalid address \(Words.quoted(text))\(hint)")
         }

@@ -118,13 +118,13 @@ enum IpvsadmOrder {
         if x.mark != y.mark { return wrappingDifference(x.mark, y.mark) }
         if x.family != y.family { return Int32(x.family.rawValue) - Int32(y.family.rawValue) }
         if x.proto != y.proto { return Int32(x.proto) - Int32(y.proto) }
-        let byAddress = compareAddresses(x.address, y.address, asFamily: x.family)
+        let byAddress = compareAddresses(x.high, x.low, y.high, y.low, asFamily: x.family)
         return byAddress != 0 ? byAddress : Int32(x.port) - Int32(y.port)
     }
 
     /// libipvs `ipvs_cmp_dests`: address (read as the first one's family), then port.
     static func compareRealServers(_ a: RealServerKey, _ b: RealServerKey) -> Int32 {
-        let byAddress = compareAddresses(a.address.kernelBytes, b.address.kernelBytes, asFamily: a.address.family)
+        let byAddress = compareAddresses(a.address.high, a.address.low, b.address.high, b.address.low, asFamily: a.address.family)
         return byAddress != 0 ? byAddress : Int32(a.port) - Int32(b.port)
     }
 
@@ -133,7 +133,8 @@ enum IpvsadmOrder {
         var mark: UInt32 = 0
         var family: IPAddress.Family
         var proto: UInt16 = 0
-        var address = [UInt8](repeating: 0, count: 16)
+        var high: UInt64 = 0
+        var low: UInt64 = 0
         var port: UInt16 = 0
 
         init(_ key: VirtualServerKey) {
@@ -141,7 +142,7 @@ enum IpvsadmOrder {
             switch key {
             case .service(let serviceProtocol, let serviceAddress, let servicePort):
                 proto = serviceProtocol.rawValue
-                address = serviceAddress.kernelBytes
+                (high, low) = (serviceAddress.high, serviceAddress.low)
                 port = servicePort
             case .firewallMark(_, let firewallMark):
                 mark = firewallMark
@@ -150,17 +151,20 @@ enum IpvsadmOrder {
     }
 
     /// IPv6 compares four big-endian words, stopping at the first that differs; IPv4 compares one.
-    private static func compareAddresses(_ a: [UInt8], _ b: [UInt8], asFamily family: IPAddress.Family) -> Int32 {
+    private static func compareAddresses(_ aHigh: UInt64, _ aLow: UInt64, _ bHigh: UInt64, _ bLow: UInt64,
+                                         asFamily family: IPAddress.Family) -> Int32 {
         let words = family == .inet6 ? 4 : 1
         for index in 0..<words {
-            let r = wrappingDifference(bigEndianWord(a, index), bigEndianWord(b, index))
+            let r = wrappingDifference(word(aHigh, aLow, index), word(bHigh, bLow, index))
             if r != 0 { return r }
         }
         return 0
     }
 
-    private static func bigEndianWord(_ bytes: [UInt8], _ index: Int) -> UInt32 {
-        bytes[index * 4..<index * 4 + 4].reduce(0) { $0 << 8 | UInt32($1) }
+    /// The `index`th 32-bit word of the address, in host order.
+    private static func word(_ high: UInt64, _ low: UInt64, _ index: Int) -> UInt32 {
+        let half = index < 2 ? high : low
+        return UInt32(truncatingIfNeeded: index % 2 == 0 ? half >> 32 : half)
     }
 
     /// C's `int r = a - b` for two `u32`s.

@@ -6,7 +6,7 @@ import Logging
 /// changed behind the agent's back. Nothing syncs before the source's first complete state.
 public final class SyncLoop {
     public let agent: Agent
-    public let source: FileSource
+    public let source: any ClusterSource
     public var minSyncPeriod: Duration
     public var syncPeriod: Duration
     public var pollInterval: Duration = .milliseconds(200)
@@ -17,7 +17,7 @@ public final class SyncLoop {
     private var lastSync: ContinuousClock.Instant?
     public private(set) var lastSyncSucceeded = false
 
-    public init(agent: Agent, source: FileSource, minSyncPeriod: Duration, syncPeriod: Duration, logger: Logger) {
+    public init(agent: Agent, source: any ClusterSource, minSyncPeriod: Duration, syncPeriod: Duration, logger: Logger) {
         self.agent = agent
         self.source = source
         self.minSyncPeriod = minSyncPeriod
@@ -63,7 +63,7 @@ public final class SyncLoop {
         case .failure(let error):
             // The last good state stays in force: nothing is torn down because of bad input.
             logger.error("source rejected; keeping the last good state",
-                         metadata: ["source": "\(source.path)", "problems": "\(error)"])
+                         metadata: ["source": "\(source.name)", "problems": "\(error)"])
         }
     }
 
