@@ -52,6 +52,10 @@ public enum RuleParser {
     public static func parse(_ bytes: [UInt8]) -> Result<[Rule], RuleParseError> {
         var rules: [Rule] = []
         for (index, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            if let action = FastRuleLine.parse(line) {
+                rules.append(Rule(line: index + 1, action: action))
+                continue
+            }
             do throws(LineError) {
                 if let action = try parseLine(line) {
                     rules.append(Rule(line: index + 1, action: action))
@@ -63,7 +67,8 @@ public enum RuleParser {
         return .success(rules)
     }
 
-    private static func parseLine(_ line: ArraySlice<UInt8>) throws(LineError) -> RuleAction? {
+    /// The general path: every option ipvsadm rule files use, with a message for anything wrong.
+    static func parseLine(_ line: ArraySlice<UInt8>) throws(LineError) -> RuleAction? {
         var words = try Words.split(line)
         if words.first == "ipvsadm" { words.removeFirst() }
         guard let first = words.first else { return nil }
@@ -96,7 +101,7 @@ public enum RuleParser {
 }
 
 /// Why a line was rejected; `RuleParser.parse` adds the line number.
-private struct LineError: Error {
+struct LineError: Error {
     let message: String
     init(_ message: String) { self.message = message }
 }
