@@ -33,6 +33,11 @@ enum RouteWire {
     static func le(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
 }
 
+extension IPAddress {
+    /// fe80::/10
+    public var isIPv6LinkLocal: Bool { !isIPv4 && high >> 54 == 0x3fa }
+}
+
 /// An address on a local interface.
 public struct InterfaceAddress: Hashable, Sendable {
     public var interfaceIndex: Int32
@@ -123,7 +128,8 @@ public final class HostNetwork {
     /// Returns how many were added and removed.
     @discardableResult
     public func syncAddresses(onInterface index: Int32, to desired: Set<IPAddress>) throws -> (added: Int, removed: Int) {
-        let current = Set(try addresses().filter { $0.interfaceIndex == index }.map(\.address))
+        // The kernel gives every interface an IPv6 link-local address of its own: not ours to remove.
+        let current = Set(try addresses().filter { $0.interfaceIndex == index && !$0.address.isIPv6LinkLocal }.map(\.address))
         let add = desired.subtracting(current).sorted()
         let remove = current.subtracting(desired).sorted()
         let changes = add.map { (RouteWire.newAddress, $0) } + remove.map { (RouteWire.delAddress, $0) }

@@ -16,9 +16,10 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Print the number of netlink system calls used to standard error.") var report = false
 
     func run() throws {
+        keepFreedMemory()
         let clock = ContinuousClock()
         let start = clock.now
-        let input = Array(FileHandle.standardInput.readDataToEndOfFile())
+        let input = readStandardInput()
         let rules: [Rule]
         switch RuleParser.parse(input) {
         case .success(let parsed): rules = parsed

@@ -39,17 +39,17 @@ struct SaveCommand: ParsableCommand {
     @Flag(help: "Print timings and the number of netlink system calls to standard error.") var report = false
 
     func run() throws {
+        keepFreedMemory()
         let clock = ContinuousClock()
         let start = clock.now
         let ipvs = try openIPVS()
-        let table = try ipvs.table()
-        let read = clock.now
-        print(SaveFormat.render(table), terminator: "")
+        var out = BufferedStandardOutput()
+        try SaveFormat.write(from: ipvs, to: &out)
+        out.flush()
         if report {
             let c = ipvs.connection
             FileHandle.standardError.write(Data("""
-                \(c.sends + c.receives) system calls (\(c.sends) sends, \(c.receives) receives)
-                read table \(read - start), format and print \(clock.now - read)
+                \(c.sends + c.receives) system calls (\(c.sends) sends, \(c.receives) receives) in \(clock.now - start)
 
                 """.utf8))
         }

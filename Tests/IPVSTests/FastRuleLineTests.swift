@@ -58,3 +58,24 @@ private extension String {
         return s
     }
 }
+
+@Suite struct StreamedSaveTests {
+    /// Streaming from a handle prints what rendering a whole table prints.
+    @Test func writeFromHandleEqualsRender() throws {
+        let fake = FakeIPVS()
+        let keys: [VirtualServerKey] = [.service(.tcp, IPAddress("192.168.0.1")!, 80), .service(.tcp, IPAddress("10.0.0.1")!, 80),
+                                        .service(.udp, IPAddress("10.0.0.1")!, 53)]
+        var operations: [IPVSOperation] = []
+        for key in keys {
+            operations.append(.addVirtualServer(VirtualServer(key: key, scheduler: "rr")))
+            for last in [9, 3, 200] {
+                operations.append(.addRealServer(key, RealServer(address: IPAddress("10.244.0.\(last)")!, port: 8080)))
+            }
+        }
+        try fake.applyAll(operations)
+        var streamed = ""
+        try SaveFormat.write(from: fake, to: &streamed)
+        #expect(streamed == SaveFormat.render(try fake.table()))
+        #expect(streamed.split(separator: "\n").count == 12)
+    }
+}

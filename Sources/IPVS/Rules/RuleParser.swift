@@ -51,17 +51,24 @@ public enum RuleParser {
     /// replacement character.
     public static func parse(_ bytes: [UInt8]) -> Result<[Rule], RuleParseError> {
         var rules: [Rule] = []
-        for (index, line) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+        rules.reserveCapacity(bytes.lazy.filter { $0 == UInt8(ascii: "\n") }.count + 1)
+        var start = bytes.startIndex
+        var number = 0
+        while start < bytes.endIndex || number == 0 {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.endIndex
+            let line = bytes[start..<end]
+            number += 1
+            start = end + 1
             if let action = FastRuleLine.parse(line) {
-                rules.append(Rule(line: index + 1, action: action))
+                rules.append(Rule(line: number, action: action))
                 continue
             }
             do throws(LineError) {
                 if let action = try parseLine(line) {
-                    rules.append(Rule(line: index + 1, action: action))
+                    rules.append(Rule(line: number, action: action))
                 }
             } catch {
-                return .failure(RuleParseError(line: index + 1, message: error.message))
+                return .failure(RuleParseError(line: number, message: error.message))
             }
         }
         return .success(rules)

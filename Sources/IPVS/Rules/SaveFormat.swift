@@ -14,6 +14,24 @@ public enum SaveFormat {
         return out
     }
 
+    /// Streams the kernel's table to `out`: the virtual servers are read and sorted once, then each
+    /// one's real servers are read, sorted and written, so memory stays that of one virtual server.
+    public static func write(from ipvs: IPVSHandle, to out: inout some TextOutputStream) throws {
+        let services = IpvsadmOrder.mergeSorted(try ipvs.virtualServers()) {
+            IpvsadmOrder.compareServices($0.server.key, $1.server.key)
+        }
+        for service in services {
+            let name = serviceOption(service.server.key)
+            out.write(addServiceLine(service.server, name: name) + "\n")
+            let reals = IpvsadmOrder.mergeSorted(try ipvs.realServers(of: service.server.key)) {
+                IpvsadmOrder.compareRealServers($0.server.key, $1.server.key)
+            }
+            for real in reals {
+                out.write(addServerLine(real.server, serviceName: name) + "\n")
+            }
+        }
+    }
+
     /// ipvsadm `print_service_entry` with `FMT_RULE`: `-t 10.0.0.1:80`, `-f 7 -6`.
     static func serviceOption(_ key: VirtualServerKey) -> String {
         switch key {

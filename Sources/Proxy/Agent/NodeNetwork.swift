@@ -18,7 +18,7 @@ public protocol NodeNetwork: AnyObject {
 extension HostNetwork: NodeNetwork {
     public func prepareDummyInterface(named name: String) throws -> Set<IPAddress> {
         let index = try ensureDummyInterface(named: name)
-        return Set(try addresses().filter { $0.interfaceIndex == index }.map(\.address))
+        return Set(try addresses().filter { $0.interfaceIndex == index && !$0.address.isIPv6LinkLocal }.map(\.address))
     }
 
     public func bind(_ addresses: Set<IPAddress>, toInterface name: String) throws -> (added: Int, removed: Int) {
@@ -38,11 +38,10 @@ extension HostNetwork: NodeNetwork {
 
     public func addresses(onInterface name: String) throws -> Set<IPAddress> {
         guard let index = try interfaceIndex(named: name) else { return [] }
-        return Set(try addresses().filter { $0.interfaceIndex == index }.map(\.address))
+        return Set(try addresses().filter { $0.interfaceIndex == index && !$0.address.isIPv6LinkLocal }.map(\.address))
     }
 }
 
 extension IPAddress {
-    var isLoopback: Bool { isIPv4 ? bytes[0] == 127 : bytes == [UInt8](repeating: 0, count: 15) + [1] }
-    var isIPv6LinkLocal: Bool { !isIPv4 && bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80 }
+    var isLoopback: Bool { isIPv4 ? high >> 56 == 127 : high == 0 && low == 1 }
 }
