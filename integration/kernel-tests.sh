@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Runs inside the guest (see uml.sh): the Swift KernelTests suite built on the host, then every
+# integration/tests/*.sh script. Each runs in a fresh network namespace, so each starts from an
+# empty IPVS table and none can disturb another.
+#
+#   kernel-tests.sh [NAME...]    NAME: swift-KernelTests or a script name without .sh; default all
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly REPO
+export KIPVS=${KIPVS:-$REPO/.build/debug/kipvs}
+readonly TEST_TIMEOUT=${KIPVS_TEST_TIMEOUT:-300}
+LOGS=
+SELECTED=()
+PASSED=0
+FAILED=0
+
+# run_test NAME COMMAND...: one line per test, its log only when it fails. A new network
+# namespace starts with lo down, and IPVS refuses real servers until it is up.
+run_test() {
+  local name=$1
+  shift
+  selected "$name" || return 0
+  local log=$LOGS/$name.log start=$SECONDS rc=0
+  timeout -k 10 "$TEST_TIMEOUT" unshare -n bash -c 'ip link set lo up && exec "$@"' netns "$@" \
+    >"$log" 2>&1 </dev/null || rc=$?
+  if ((rc == 0)); then
+    PASSED=$((PASSED + 1))
+    echo "PASS $name ($((SECONDS - start))s)"
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAIL $name ($((SECONDS - start))s, exit $rc)"
+    sed 's/^/    /' "$log"
+  fi
+}
+
+selected() {
+  ((${#SELECTED[@]} == 0)) && return 0
+  local s
+  for s in "${SELECTED[@]}"; do [[ $s == "$1" ]] && return 0; done
+  return 1
+}
+
+# swift test exits 0 when the filter matches nothing, so also demand that some test ran.
+swift_kernel_tests() {
+  local out rc=0
+  out=$(swift test --skip-build --filter KernelTests 2>&1) || rc=$?
+  # Keep failures and summaries readable: drop the per-test start and pass lines.
+  grep -Ev "^[[:space:]]*(◇|✔) Test [^ ]+ (started|passed)|^Test Case '.*' (started|passed)" <<<"$out" || true
+  ((rc == 0)) || return "$rc"
+  grep -Eq 'Test run with [1-9][0-9]* tests?|Executed [1-9][0-9]* tests?' <<<"$out" ||
+    { echo "no KernelTests ran: is the test target built (make build)?"; return 1; }
+}
+
+run_swift_tests() {
+  selected swift-KernelTests || return 0
+  if ! grep -q '"KernelTests"' "$REPO/Package.swift"; then
+    echo "SKIP swift-KernelTests (Package.swift has no KernelTests target)"
+    return
+  fi
+  run_test swift-KernelTests "$REPO/integration/kernel-tests.sh" --swift
+}
+
+run_shell_tests() {
+  local test name
+  for test in "$REPO"/integration/tests/*.sh; do
+    name=$(basename "$test" .sh)
+    [[ $name == lib ]] && continue
+    run_test "$name" bash "$test"
+  done
+}
+
+main() {
+  if [[ ${1:-} == --swift ]]; then swift_kernel_tests; return; fi
+  [[ -e /proc/net/ip_vs ]] || { echo "no IPVS in this kernel: run me through integration/uml.sh"; exit 1; }
+  [[ -x $KIPVS ]] || echo "warning: $KIPVS is missing; the kipvs tests will fail"
+  SELECTED=("$@")
+  local name
+  for name in "$@"; do
+    [[ $name == swift-KernelTests || -f $REPO/integration/tests/$name.sh ]] ||
+      { echo "no such test: $name"; exit 2; }
+  done
+  cd "$REPO"
+  LOGS=$(mktemp -d)
+  trap 'rm -rf "$LOGS"' EXIT
+  run_swift_tests
+  run_shell_tests
+  echo "$PASSED passed, $FAILED failed"
+  ((FAILED == 0))
+}
+
+main "$@"
