@@ -33,6 +33,7 @@ let package = Package(
             name: "kipvs",
             dependencies: [
                 "IPVS",
+                "CMnl",
                 "Proxy",
                 "HostNetwork",
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <errno.h>
+#include <malloc.h>
 
 _Static_assert(sizeof(struct nlmsghdr) == 16, "nlmsghdr layout");
 _Static_assert(sizeof(struct genlmsghdr) == 4, "genlmsghdr layout");
@@ -36,4 +37,10 @@ int cmnl_recv_many(int fd, void *buffers, unsigned int size, unsigned int count,
         lens[i] = msgs[i].msg_len;
     }
     return n;
+}
+
+void cmnl_keep_freed_memory(void) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
 }

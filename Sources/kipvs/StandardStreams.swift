@@ -1,3 +1,4 @@
+import CMnl
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,7 +44,5 @@ func readStandardInput() -> [UInt8] {
 /// large tables are built, diffed and dropped on every sync. Where page faults are dear (a
 /// virtualised kernel) this is a large part of the run time of a big restore.
 func keepFreedMemory() {
-    _ = mallopt(M_MMAP_THRESHOLD, 32 << 20)
-    _ = mallopt(M_TRIM_THRESHOLD, 256 << 20)
-    _ = mallopt(M_TOP_PAD, 16 << 20)
+    cmnl_keep_freed_memory()
 }

@@ -21,4 +21,7 @@ int cmnl_attr_hdrlen(void);
    0 when nothing is queued. Lengths go to `lens`. */
 int cmnl_recv_many(int fd, void *buffers, unsigned int size, unsigned int count, unsigned int *lens, int wait);
 
+/* glibc malloc: keep freed memory in the process (see keepFreedMemory in the kipvs target). */
+void cmnl_keep_freed_memory(void);
+
 #endif
