@@ -31,6 +31,9 @@ struct BufferedStandardOutput: TextOutputStream {
 /// All of standard input, read straight into one buffer.
 func readStandardInput() -> [UInt8] {
     var bytes: [UInt8] = []
+    // A redirected file tells its size: one buffer of the right size, no regrowth.
+    var info = stat()
+    if fstat(0, &info) == 0, info.st_mode & S_IFMT == S_IFREG { bytes.reserveCapacity(Int(info.st_size) + 1) }
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
