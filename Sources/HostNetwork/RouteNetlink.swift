@@ -152,6 +152,7 @@ public final class HostNetwork {
         if let first = failures.sorted(by: { $0.key < $1.key }).first(where: { $0.value.errno != 17 && $0.value.errno != 99 }) {
             throw first.value
         }
-        return (add.count, remove.count)
+        let refusedRemovals = failures.keys.filter { $0 >= add.count }.count
+        return (add.count - (failures.count - refusedRemovals), remove.count - refusedRemovals)
     }
 }

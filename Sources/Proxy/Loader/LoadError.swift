@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why a set of manifests was rejected: every problem found, each naming its file and object.
 public struct LoadError: Error, Hashable, Sendable, CustomStringConvertible {
     public struct Problem: Hashable, Sendable, CustomStringConvertible {
@@ -16,7 +18,9 @@ public struct LoadError: Error, Hashable, Sendable, CustomStringConvertible {
 
         /// `web.yaml: Service default/web: spec.ports[0].port: 70000 is out of range 1-65535`
         public var description: String {
+            // One line each: a YAML parser's message quotes the bad line and marks it on the next.
             [source, object, message].compactMap { $0 }.joined(separator: ": ")
+                .split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " | ")
         }
     }
 
@@ -26,5 +30,6 @@ public struct LoadError: Error, Hashable, Sendable, CustomStringConvertible {
         self.problems = problems
     }
 
-    public var description: String { problems.map(\.description).joined(separator: "\n") }
+    /// One line, so that a log record stays one line.
+    public var description: String { problems.map(\.description).joined(separator: "; ") }
 }
