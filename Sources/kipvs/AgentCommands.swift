@@ -2,8 +2,13 @@ import ArgumentParser
 import Foundation
 import HostNetwork
 import IPVS
+import KubernetesSource
 import Logging
+import Metrics
+import Observability
+import Prometheus
 import Proxy
+import ServiceLifecycle
 
 /// Flags shared by `run`, `plan` and `cleanup`, named as kube-proxy's where the meaning is the same.
 struct NodeOptions: ParsableArguments {
@@ -65,29 +70,15 @@ struct NodeOptions: ParsableArguments {
     }
 }
 
-/// `--source file:PATH`.
-struct SourceOptions: ParsableArguments {
-    @Option(help: "Where Services and EndpointSlices come from: file:PATH (a manifest file or directory).")
-    var source: String
-
-    func validate() throws { _ = try path() }
-
-    func path() throws -> String {
-        guard source.hasPrefix("file:"), source.count > 5 else {
-            throw ValidationError("--source: expected file:PATH, got \(source)")
-        }
-        return String(source.dropFirst(5))
-    }
-}
-
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run the service proxy: keep IPVS equal to the Services and their ready endpoints.")
 
     @OptionGroup var sourceOptions: SourceOptions
+    @OptionGroup var kubernetesOptions: KubernetesOptions
     @OptionGroup var nodeOptions: NodeOptions
 
-    @Flag(help: "Sync once and exit; the exit status says whether the sync succeeded.") var once = false
+    @Flag(help: "Sync once from a file source and exit; the exit status says whether the sync succeeded.") var once = false
 
     @Option(help: "Shortest time between two syncs; changes within it coalesce (e.g. 1s, 500ms).", transform: parseDuration)
     var ipvsMinSyncPeriod: Duration = .seconds(1)
@@ -98,11 +89,31 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "How long a removed TCP real server may drain at weight 0 before it is deleted.", transform: parseDuration)
     var terminationGracePeriod: Duration = .seconds(900)
 
+    @Option(help: "Where /healthz is served, HOST:PORT; empty turns it off.")
+    var healthzBindAddress = "0.0.0.0:10256"
+
+    @Option(help: "Where /metrics is served, HOST:PORT; empty turns it off.")
+    var metricsBindAddress = "127.0.0.1:10249"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
     @Option(name: .customLong("v"), help: "Verbosity as kube-proxy's --v: 0-1 info, 2-3 debug, 4+ trace.")
     var verbosity: Int?
+
+    func validate() throws {
+        if once, try sourceOptions.choice(kubeconfigGiven: kubernetesOptions.kubeconfig != nil) == .kubernetes {
+            throw ValidationError("--once reads a file source: use --source file:PATH")
+        }
+        _ = try bindAddress(healthzBindAddress, flag: "--healthz-bind-address")
+        _ = try bindAddress(metricsBindAddress, flag: "--metrics-bind-address")
+    }
+
+    func bindAddress(_ text: String, flag: String) throws -> BindAddress? {
+        if text.isEmpty { return nil }
+        guard let address = BindAddress(text) else { throw ValidationError("\(flag): expected HOST:PORT, got \(text)") }
+        return address
+    }
 
     func run() async throws {
         let level: Logger.Level = verbosity.map { $0 >= 4 ? .trace : $0 >= 2 ? .debug : .info } ?? logLevel
@@ -111,7 +122,10 @@ struct RunCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusExport.factory(registry: registry))
         let logger = Logger(label: "kipvs")
+
         let agent = try nodeOptions.agent(gracePeriod: terminationGracePeriod)
         var name = utsname()
         uname(&name)
@@ -119,15 +133,41 @@ struct RunCommand: AsyncParsableCommand {
         let changed = try KernelSettings.apply(kernelRelease: release)
         if !changed.isEmpty { logger.info("kernel settings applied", metadata: ["sysctls": "\(changed)"]) }
 
-        let loop = SyncLoop(agent: agent, source: FileSource(path: try sourceOptions.path()),
-                            minSyncPeriod: ipvsMinSyncPeriod, syncPeriod: ipvsSyncPeriod, logger: logger)
+        var kubernetes: KubernetesSource?
+        let source: any ClusterSource
+        switch try sourceOptions.choice(kubeconfigGiven: kubernetesOptions.kubeconfig != nil) {
+        case .file(let path):
+            source = FileSource(path: path)
+        case .kubernetes:
+            let api = try KubernetesSource(connection: try kubernetesOptions.connection(), logger: logger)
+            kubernetes = api
+            source = api
+        }
+        let loop = SyncLoop(agent: agent, source: source, minSyncPeriod: ipvsMinSyncPeriod, syncPeriod: ipvsSyncPeriod,
+                            logger: logger)
         if once {
             guard loop.runOnce() else { throw ExitCode.failure }
             return
         }
-        logger.info("starting", metadata: ["node": "\(agent.node.nodeName)", "source": "\(sourceOptions.source)"])
-        let stop = StopSignal()
-        await loop.run(shouldStop: { stop.requested })
+        let health = HealthMonitor(syncPeriod: ipvsSyncPeriod)
+        loop.observers = [health, SyncMetrics()]
+
+        // In dependency order: the group stops them in reverse on SIGTERM, the kernel state stays.
+        var services: [any ServiceLifecycle.Service] = []
+        if let kubernetes { services.append(CancelledOnShutdown(kubernetes)) }
+        services.append(SyncLoopService(loop: loop))
+        if let address = try bindAddress(healthzBindAddress, flag: "--healthz-bind-address") {
+            services.append(CancelledOnShutdown(HTTPEndpointServer(address: address, routes: ["/healthz": health.healthz],
+                                                                   logger: logger)))
+        }
+        if let address = try bindAddress(metricsBindAddress, flag: "--metrics-bind-address") {
+            services.append(CancelledOnShutdown(HTTPEndpointServer(
+                address: address, routes: ["/metrics": { PrometheusExport.response(registry) }], logger: logger)))
+        }
+        logger.info("starting", metadata: ["node": "\(agent.node.nodeName)", "source": "\(source.name)"])
+        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 }
 
@@ -182,33 +222,4 @@ func parseDuration(_ text: String) throws -> Duration {
     }
     if let seconds = Double(text), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1000)) }
     throw ValidationError("not a duration: \(text) (e.g. 1s, 500ms, 2m)")
-}
-
-/// SIGTERM and SIGINT end the agent; the kernel state stays so traffic keeps flowing across a restart.
-final class StopSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    private var sources: [DispatchSourceSignal] = []
-
-    init() {
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in self?.set() }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    private func set() {
-        lock.lock()
-        flag = true
-        lock.unlock()
-    }
-
-    var requested: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return flag
-    }
 }

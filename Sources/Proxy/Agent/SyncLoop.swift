@@ -11,8 +11,11 @@ public final class SyncLoop {
     public var syncPeriod: Duration
     public var pollInterval: Duration = .milliseconds(200)
     public var logger: Logger
+    public var observers: [any SyncObserver] = []
 
     private var state: ClusterState?
+    /// When the oldest change not yet in the kernel was seen.
+    private var changeSeenAt: ContinuousClock.Instant?
     private var pending = false
     private var lastSync: ContinuousClock.Instant?
     public private(set) var lastSyncSucceeded = false
@@ -55,8 +58,11 @@ public final class SyncLoop {
             return
         case .success(let loaded):
             if loaded != state {
+                let previous = state
                 state = loaded
                 pending = true
+                if changeSeenAt == nil { changeSeenAt = .now }
+                for observer in observers { observer.sourceChanged(from: previous, to: loaded) }
                 logger.debug("source changed", metadata: ["services": "\(loaded.services.count)",
                                                          "endpointSlices": "\(loaded.endpointSlices.count)"])
             }
@@ -73,8 +79,10 @@ public final class SyncLoop {
         let start = clock.now
         pending = false
         lastSync = start
+        let result: Result<SyncReport, any Error>
         do {
             let report = try agent.sync(state, now: start)
+            result = .success(report)
             let elapsed = clock.now - start
             for warning in report.warnings { logger.warning("\(warning.object): \(warning.message)") }
             for failure in report.ipvs.failures { logger.error("kernel refused an operation", metadata: ["failure": "\(failure)"]) }
@@ -90,10 +98,16 @@ public final class SyncLoop {
             // Draining real servers need another look even when the input is quiet.
             if !agent.reconciler.termination.drainingSince.isEmpty { pending = true }
         } catch {
+            result = .failure(error)
             logger.error("sync failed", metadata: ["error": "\(error)"])
             lastSyncSucceeded = false
             pending = true
         }
+        let end = clock.now
+        let seen = lastSyncSucceeded ? changeSeenAt : nil
+        if lastSyncSucceeded { changeSeenAt = nil }
+        let record = SyncRecord(started: start, duration: end - start, result: result, sinceChangeSeen: seen.map { end - $0 })
+        for observer in observers { observer.syncFinished(record) }
         return lastSyncSucceeded
     }
 }
