@@ -25,7 +25,7 @@ public final class KernelIPVS: IPVSHandle {
 
     public func virtualServers() throws -> [VirtualServerStatus] {
         var out: [VirtualServerStatus] = []
-        try wrap(nil) {
+        try wrap {
             try connection.dump(operation: "list virtual servers", build: { batch, seq in
                 IPVSCodec.encodeDumpServices(family: family, sequence: seq, into: batch)
             }) { message in
@@ -37,7 +37,7 @@ public final class KernelIPVS: IPVSHandle {
 
     public func realServers(of key: VirtualServerKey) throws -> [RealServerStatus] {
         var out: [RealServerStatus] = []
-        try wrap(nil) {
+        try wrap {
             try connection.dump(operation: "list real servers of \(key)", build: { batch, seq in
                 IPVSCodec.encodeDumpDests(of: key, family: family, sequence: seq, into: batch)
             }) { message in
@@ -48,7 +48,7 @@ public final class KernelIPVS: IPVSHandle {
     }
 
     public func apply(_ operations: [IPVSOperation]) throws -> [Int: IPVSError] {
-        let failures = try wrap(nil) {
+        let failures = try wrap {
             try connection.perform(
                 count: operations.count, ackMode: ackMode, batchLimit: batchLimit,
                 operation: { operations[$0].description },
@@ -60,7 +60,7 @@ public final class KernelIPVS: IPVSHandle {
     }
 
     public func flush() throws {
-        try wrap(nil) {
+        try wrap {
             _ = try connection.request(operation: "flush") { batch, seq in
                 IPVSCodec.encodeBare(Wire.Command.flush, family: family, sequence: seq, into: batch)
             }
@@ -68,7 +68,7 @@ public final class KernelIPVS: IPVSHandle {
     }
 
     public func timeouts() throws -> Timeouts {
-        let replies = try wrap(nil) {
+        let replies = try wrap {
             try connection.request(operation: "get timeouts") { batch, seq in
                 IPVSCodec.encodeBare(Wire.Command.getConfig, family: family, sequence: seq, into: batch)
             }
@@ -79,7 +79,7 @@ public final class KernelIPVS: IPVSHandle {
     }
 
     public func setTimeouts(_ timeouts: Timeouts) throws {
-        try wrap(nil) {
+        try wrap {
             _ = try connection.request(operation: "set timeouts") { batch, seq in
                 IPVSCodec.encodeSetTimeouts(timeouts, family: family, sequence: seq, into: batch)
             }
@@ -87,7 +87,7 @@ public final class KernelIPVS: IPVSHandle {
     }
 
     public func info() throws -> IPVSInfo {
-        let replies = try wrap(nil) {
+        let replies = try wrap {
             try connection.request(operation: "get IPVS info") { batch, seq in
                 IPVSCodec.encodeBare(Wire.Command.getInfo, family: family, sequence: seq, into: batch)
             }
@@ -96,11 +96,12 @@ public final class KernelIPVS: IPVSHandle {
         return IPVSInfo(version: a?.u32(Wire.Info.version) ?? 0, connectionTableSize: a?.u32(Wire.Info.connTabSize) ?? 0)
     }
 
-    private func wrap<T>(_ operation: IPVSOperation?, _ body: () throws -> T) throws -> T {
+    /// Kernel and socket errors of whole-table calls, classified.
+    private func wrap<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as NetlinkError {
-            throw IPVSError.classify(error, for: operation)
+            throw IPVSError.classify(error, for: nil)
         }
     }
 }
