@@ -130,6 +130,13 @@ public final class HostNetwork {
     public func syncAddresses(onInterface index: Int32, to desired: Set<IPAddress>) throws -> (added: Int, removed: Int) {
         // The kernel gives every interface an IPv6 link-local address of its own: not ours to remove.
         let current = Set(try addresses().filter { $0.interfaceIndex == index && !$0.address.isIPv6LinkLocal }.map(\.address))
+        return try syncAddresses(onInterface: index, from: current, to: desired)
+    }
+
+    /// The same, given what the interface holds now (from a recent `addresses()`).
+    @discardableResult
+    public func syncAddresses(onInterface index: Int32, from current: Set<IPAddress>, to desired: Set<IPAddress>) throws
+        -> (added: Int, removed: Int) {
         let add = desired.subtracting(current).sorted()
         let remove = current.subtracting(desired).sorted()
         let changes = add.map { (RouteWire.newAddress, $0) } + remove.map { (RouteWire.delAddress, $0) }

@@ -51,6 +51,8 @@ public struct SyncSummary: Hashable, Sendable, CustomStringConvertible {
 public final class Reconciler {
     public let handle: any IPVSHandle
     public private(set) var termination: GracefulTermination
+    /// The owned part of the kernel's table as the last sync left it; nil forces a read.
+    private var known: [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])]?
 
     public init(handle: any IPVSHandle, gracePeriod: Duration = GracefulTermination.defaultGracePeriod) {
         self.handle = handle
@@ -65,13 +67,35 @@ public final class Reconciler {
 
     /// One sync. Throws only when the table cannot be read or the outcome of the writes is unknown;
     /// operations the kernel refused are in the summary, and the next sync retries them.
-    public func sync(_ desired: DesiredState, ownership: Ownership, now: ContinuousClock.Instant) throws -> SyncSummary {
-        let plan = try plan(desired, ownership: ownership, now: now)
+    ///
+    /// With `readKernel` false the plan is made against the table as the last sync left it (the
+    /// last read plus kipvs' own successful writes), re-reading only virtual servers with draining
+    /// real servers, whose connection counts decide their deletion. Any failure forgets that table,
+    /// so the next sync reads the kernel again; periodic resyncs always read it.
+    public func sync(_ desired: DesiredState, ownership: Ownership, now: ContinuousClock.Instant,
+                     readKernel: Bool = true) throws -> SyncSummary {
+        let current: [(VirtualServerStatus, [RealServerStatus])]
+        do {
+            current = try (readKernel ? nil : try knownTable()) ?? currentTable(desired, ownership: ownership)
+        } catch {
+            known = nil
+            throw error
+        }
+        let plan = Plan(desired: desired, current: current, ownership: ownership, termination: termination, now: now)
         termination = plan.termination
         var summary = SyncSummary()
-        guard !plan.isEmpty else { return summary }
+        guard !plan.isEmpty else {
+            known = Self.keyed(current)
+            return summary
+        }
 
-        let failures = try handle.apply(plan.operations)
+        let failures: [Int: IPVSError]
+        do {
+            failures = try handle.apply(plan.operations)
+        } catch {
+            known = nil
+            throw error
+        }
         for (index, operation) in plan.operations.enumerated() {
             guard let error = failures[index] else {
                 summary.count(operation)
@@ -83,7 +107,48 @@ public final class Reconciler {
                 termination.forget(GracefulTermination.Key(virtualServer: key, realServer: real.key))
             }
         }
+        known = failures.isEmpty ? Self.applying(plan.operations, to: Self.keyed(current)) : nil
         return summary
+    }
+
+    /// The table the last sync left, with draining virtual servers read afresh; nil when unknown.
+    private func knownTable() throws -> [(VirtualServerStatus, [RealServerStatus])]? {
+        guard var table = known else { return nil }
+        for key in Set(termination.drainingSince.keys.map(\.virtualServer)) where table[key] != nil {
+            table[key]!.1 = try handle.realServers(of: key)
+        }
+        return table.keys.sorted().map { table[$0]! }
+    }
+
+    static func keyed(_ table: [(VirtualServerStatus, [RealServerStatus])])
+        -> [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])] {
+        Dictionary(table.map { ($0.0.server.key, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// `table` after `operations` succeeded. New entries have no counters yet.
+    static func applying(_ operations: [IPVSOperation],
+                         to table: [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])])
+        -> [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])] {
+        var table = table
+        for operation in operations {
+            switch operation {
+            case .addVirtualServer(let server):
+                table[server.key] = (VirtualServerStatus(server: server), [])
+            case .updateVirtualServer(let server):
+                table[server.key]?.0.server = server
+            case .deleteVirtualServer(let key):
+                table[key] = nil
+            case .addRealServer(let key, let real):
+                table[key]?.1.append(RealServerStatus(server: real))
+            case .updateRealServer(let key, let real):
+                if let index = table[key]?.1.firstIndex(where: { $0.server.key == real.key }) {
+                    table[key]?.1[index].server = real
+                }
+            case .deleteRealServer(let key, let realKey):
+                table[key]?.1.removeAll { $0.server.key == realKey }
+            }
+        }
+        return table
     }
 
     /// The virtual servers kipvs manages, with their real servers. Real servers of foreign virtual

@@ -6,21 +6,17 @@ final class FakeNodeNetwork: NodeNetwork {
     var nodeAddresses: [IPAddress] = [IPAddress("192.168.1.10")!]
     private(set) var dummy: [String: Set<IPAddress>] = [:]
 
-    func prepareDummyInterface(named name: String) throws -> Set<IPAddress> {
-        dummy[name, default: []]
+    func addresses(dummyInterface name: String, create: Bool) throws -> NodeAddresses {
+        if create, dummy[name] == nil { dummy[name] = [] }
+        return NodeAddresses(dummyInterfaceIndex: dummy[name] == nil ? nil : 1, bound: dummy[name] ?? [], node: nodeAddresses)
     }
 
-    func bind(_ addresses: Set<IPAddress>, toInterface name: String) throws -> (added: Int, removed: Int) {
-        let current = dummy[name, default: []]
-        dummy[name] = addresses
-        return (addresses.subtracting(current).count, current.subtracting(addresses).count)
+    func bind(_ addresses: Set<IPAddress>, current: NodeAddresses) throws -> (added: Int, removed: Int) {
+        dummy["kipvs0"] = addresses
+        return (addresses.subtracting(current.bound).count, current.bound.subtracting(addresses).count)
     }
-
-    func nodeAddresses(excludingInterface name: String) throws -> [IPAddress] { nodeAddresses }
 
     func removeInterface(named name: String) throws { dummy[name] = nil }
-
-    func addresses(onInterface name: String) throws -> Set<IPAddress> { dummy[name] ?? [] }
 }
 
 /// A source that hands out whatever state it was last given.

@@ -178,3 +178,58 @@ import Glibc
         #expect(fake.virtualServers().map(\.server.key) == [vip])
     }
 }
+
+/// Syncs between periodic resyncs plan against the table the last sync left.
+@Suite struct KnownTableTests {
+    let t0 = ContinuousClock.now
+    let vip = tcp("10.96.0.10", 80)
+    let cluster = ClusterState(
+        services: [service("web", ports: [Service.Port(port: 80)])],
+        endpointSlices: [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5")])])
+
+    func sync(_ reconciler: Reconciler, _ cluster: ClusterState, readKernel: Bool, at seconds: Int = 0) throws -> SyncSummary {
+        let desired = DesiredState(cluster, node: nodeA)
+        return try reconciler.sync(desired, ownership: Ownership(node: nodeA, desired: desired, boundAddresses: []),
+                                   now: t0 + .seconds(seconds), readKernel: readKernel)
+    }
+
+    @Test func changesBetweenResyncsReadNothingFromTheKernel() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        _ = try sync(reconciler, cluster, readKernel: true)
+        let reads = fake.realServerReads.count
+
+        var grown = cluster
+        grown.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5"), endpoint("10.244.0.6")])]
+        let summary = try sync(reconciler, grown, readKernel: false, at: 1)
+        #expect(summary.realServersAdded == 1)
+        #expect(fake.realServerReads.count == reads)
+        #expect(fake.realServers(of: vip).map(\.server.key.address) == [ip("10.244.0.5"), ip("10.244.0.6")])
+        #expect(try sync(reconciler, grown, readKernel: false, at: 2) == SyncSummary())
+    }
+
+    @Test func onlyTheResyncRepairsChangesBehindItsBack() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        _ = try sync(reconciler, cluster, readKernel: true)
+        try fake.applyAll([.deleteRealServer(vip, rkey("10.244.0.5", 8080))])
+
+        #expect(try sync(reconciler, cluster, readKernel: false, at: 1) == SyncSummary())
+        #expect(try sync(reconciler, cluster, readKernel: true, at: 30).realServersAdded == 1)
+        #expect(fake.realServers(of: vip).count == 1)
+    }
+
+    @Test func aRefusedOperationMakesTheNextSyncReadTheKernel() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        _ = try sync(reconciler, cluster, readKernel: true)
+        var grown = cluster
+        grown.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5"), endpoint("10.244.0.7")])]
+        fake.failure = { _ in 12 }  // ENOMEM, once
+        #expect(try sync(reconciler, grown, readKernel: false, at: 1).failures.count == 1)
+        fake.failure = nil
+        let reads = fake.realServerReads.count
+        #expect(try sync(reconciler, grown, readKernel: false, at: 2).realServersAdded == 1)
+        #expect(fake.realServerReads.count > reads)
+    }
+}

@@ -28,46 +28,48 @@ public final class Agent {
         self.reconciler = Reconciler(handle: ipvs, gracePeriod: gracePeriod)
     }
 
-    /// The node's addresses now: NodePorts listen on them, and VIPs among them need no binding.
-    func refreshNodeAddresses() throws -> Set<IPAddress> {
-        let local = try network.nodeAddresses(excludingInterface: node.dummyInterface)
-        node.nodePortAddresses = local
+    /// Records the node's own addresses (NodePorts listen on those `--nodeport-addresses` selects)
+    /// and returns them: VIPs among them need no binding.
+    func useNodeAddresses(_ addresses: NodeAddresses) -> Set<IPAddress> {
+        node.nodePortAddresses = addresses.node
             .filter { address in nodePortCIDRs.isEmpty || nodePortCIDRs.contains { $0.contains(address) } }
             .sorted()
-        return Set(local)
+        return Set(addresses.node)
     }
 
-    /// Brings IPVS and the dummy interface to what `cluster` asks for.
-    public func sync(_ cluster: ClusterState, now: ContinuousClock.Instant = .now) throws -> SyncReport {
-        let local = try refreshNodeAddresses()
-        let bound = try network.prepareDummyInterface(named: node.dummyInterface)
+    /// Brings IPVS and the dummy interface to what `cluster` asks for. With `readKernel` false the
+    /// IPVS plan starts from what the last sync left (see `Reconciler.sync`).
+    public func sync(_ cluster: ClusterState, now: ContinuousClock.Instant = .now, readKernel: Bool = true) throws -> SyncReport {
+        let addresses = try network.addresses(dummyInterface: node.dummyInterface, create: true)
+        let local = useNodeAddresses(addresses)
         let desired = DesiredState(cluster, node: node)
         var report = SyncReport(warnings: desired.warnings)
         // Virtual servers go first, addresses after: a VIP is unbound only once nothing serves it.
-        report.ipvs = try reconciler.sync(desired, ownership: Ownership(node: node, desired: desired, boundAddresses: bound),
-                                          now: now)
+        report.ipvs = try reconciler.sync(desired, ownership: Ownership(node: node, desired: desired, boundAddresses: addresses.bound),
+                                          now: now, readKernel: readKernel)
         (report.addressesBound, report.addressesUnbound) = try network.bind(desired.addresses.subtracting(local),
-                                                                            toInterface: node.dummyInterface)
+                                                                            current: addresses)
         return report
     }
 
     /// What a sync would do, without doing it: IPVS operations and address changes.
     public func plan(_ cluster: ClusterState, now: ContinuousClock.Instant = .now) throws
         -> (plan: Plan, bind: [IPAddress], unbind: [IPAddress], warnings: [DesiredState.Warning]) {
-        let local = try refreshNodeAddresses()
-        let bound = try network.addresses(onInterface: node.dummyInterface)
+        let addresses = try network.addresses(dummyInterface: node.dummyInterface, create: false)
+        let local = useNodeAddresses(addresses)
         let desired = DesiredState(cluster, node: node)
-        let plan = try reconciler.plan(desired, ownership: Ownership(node: node, desired: desired, boundAddresses: bound), now: now)
+        let plan = try reconciler.plan(desired, ownership: Ownership(node: node, desired: desired, boundAddresses: addresses.bound),
+                                       now: now)
         let wanted = desired.addresses.subtracting(local)
-        return (plan, wanted.subtracting(bound).sorted(), bound.subtracting(wanted).sorted(), desired.warnings)
+        return (plan, wanted.subtracting(addresses.bound).sorted(), addresses.bound.subtracting(wanted).sorted(), desired.warnings)
     }
 
     /// Removes every virtual server kipvs owns and its dummy interface; nothing else.
     public func cleanup() throws -> SyncSummary {
-        _ = try refreshNodeAddresses()
-        let bound = try network.addresses(onInterface: node.dummyInterface)
+        let addresses = try network.addresses(dummyInterface: node.dummyInterface, create: false)
+        _ = useNodeAddresses(addresses)
         let empty = DesiredState(ClusterState(), node: node)
-        let ownership = Ownership(node: node, desired: empty, boundAddresses: bound)
+        let ownership = Ownership(node: node, desired: empty, boundAddresses: addresses.bound)
         let owned = try ipvs.virtualServers().map(\.server.key).filter(ownership.owns)
         var summary = SyncSummary()
         let failures = try ipvs.apply(owned.map { .deleteVirtualServer($0) })

@@ -18,6 +18,7 @@ public final class SyncLoop {
     private var changeSeenAt: ContinuousClock.Instant?
     private var pending = false
     private var lastSync: ContinuousClock.Instant?
+    private var lastKernelRead: ContinuousClock.Instant?
     public private(set) var lastSyncSucceeded = false
 
     public init(agent: Agent, source: any ClusterSource, minSyncPeriod: Duration, syncPeriod: Duration, logger: Logger) {
@@ -44,8 +45,10 @@ public final class SyncLoop {
             if state != nil {
                 let sinceLast = lastSync.map { now - $0 }
                 let changeDue = pending && (sinceLast.map { $0 >= minSyncPeriod } ?? true)
-                let resyncDue = sinceLast.map { $0 >= syncPeriod } ?? true
-                if changeDue || resyncDue { _ = syncNow() }
+                // The periodic resync reads the kernel to repair changes made behind kipvs' back;
+                // syncs for changes in between plan against what the last sync left.
+                let resyncDue = lastKernelRead.map { now - $0 >= syncPeriod } ?? true
+                if resyncDue { _ = syncNow(readKernel: true) } else if changeDue { _ = syncNow(readKernel: false) }
             }
             try? await Task.sleep(for: pollInterval)
         }
@@ -73,15 +76,16 @@ public final class SyncLoop {
         }
     }
 
-    private func syncNow() -> Bool {
+    private func syncNow(readKernel: Bool = true) -> Bool {
         guard let state else { return false }
         let clock = ContinuousClock()
         let start = clock.now
         pending = false
         lastSync = start
+        if readKernel { lastKernelRead = start }
         let result: Result<SyncReport, any Error>
         do {
-            let report = try agent.sync(state, now: start)
+            let report = try agent.sync(state, now: start, readKernel: readKernel)
             result = .success(report)
             let elapsed = clock.now - start
             for warning in report.warnings { logger.warning("\(warning.object): \(warning.message)") }
