@@ -72,25 +72,56 @@ struct Kubectl {
         _ = FileManager.default.createFile(atPath: "\(home)/config", contents: Data())
     }
 
-    func start(_ arguments: [String]) throws -> RunningProcess {
+    func process(_ arguments: [String]) -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.path!)
         process.arguments = ["--server", server.url, "--kubeconfig", "\(home)/config", "--cache-dir", "\(home)/cache",
                              "--request-timeout", "10s"] + arguments
         process.environment = ["HOME": home, "PATH": "/usr/bin:/bin"]
-        return try RunningProcess(process)
+        return process
     }
 
-    /// Runs to the end (at most 20 s) and returns standard output; a failure exit throws.
-    func run(_ arguments: [String]) async throws -> String {
-        let running = try start(arguments)
-        defer { running.stop() }
-        try await waitUntil(timeout: .seconds(20)) { !running.process.isRunning && running.outputComplete }
-        guard running.process.terminationStatus == 0 else {
-            throw TimedOut(description: "kubectl \(arguments.joined(separator: " ")) failed: \(running.errors)")
-        }
-        return running.output
+    func start(_ arguments: [String]) throws -> RunningProcess {
+        try RunningProcess(process(arguments))
     }
+
+    /// Runs to the end and returns standard output; a failure exit throws. Reads both pipes to
+    /// their end on threads of their own (an end-of-file notification can be missed under load);
+    /// a kubectl still running after 60 s is killed, which ends the reads.
+    func run(_ arguments: [String]) async throws -> String {
+        let process = process(arguments)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
+        let (output, errors) = await withCheckedContinuation { (done: CheckedContinuation<(Data, Data), Never>) in
+            let errors = DataBox()
+            let group = DispatchGroup()
+            group.enter()
+            DispatchQueue.global().async {
+                errors.data = err.fileHandleForReading.readDataToEndOfFile()
+                group.leave()
+            }
+            DispatchQueue.global().async {
+                let output = out.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                process.waitUntilExit()
+                done.resume(returning: (output, errors.data))
+            }
+        }
+        watchdog.cancel()
+        guard process.terminationStatus == 0 else {
+            throw TimedOut(description: "kubectl \(arguments.joined(separator: " ")) failed: \(String(decoding: errors, as: UTF8.self))")
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+/// Data written on one thread and read on another after a `DispatchGroup` wait.
+private final class DataBox: @unchecked Sendable {
+    var data = Data()
 }
 
 /// A child process whose output is collected as it arrives.
