@@ -3,7 +3,7 @@
 # ipvsadm -R of the same virtual and real servers. Each measured run gets a fresh namespace.
 set -euo pipefail
 KIPVS=${KIPVS:?path of the kipvs binary}
-SERVICES=${SERVICES:-10000}
+SERVICES=${KIPVS_BENCH_SERVICES:-10000}
 scratch=$(mktemp -d /run/agent-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$scratch"' EXIT
 NODE_IP=192.168.77.10
