@@ -29,7 +29,8 @@ struct Field {
     /// The value under `key`; nil when absent or null, as the API treats both.
     func optional(_ key: String) throws -> Field? {
         guard case .mapping(let mapping) = node else { throw error("expected an object") }
-        guard let value = mapping[key] else { return nil }
+        // Compared as text: Yams' own lookup resolves every key's tag on the way.
+        guard let value = mapping.first(where: { $0.key.scalar?.string == key })?.value else { return nil }
         let child = Field(value, path: path.isEmpty ? key : "\(path).\(key)")
         return child.isNull ? nil : child
     }

@@ -30,7 +30,9 @@ struct ManifestCollector {
 
     mutating func add(_ text: String, source: String) {
         do {
-            var documents = try Yams.compose_all(yaml: text)
+            // Fields are read by their text and style (see Field), never by resolved tag: the basic
+            // resolver skips the per-scalar pattern matching that dominates large files.
+            var documents = try Yams.compose_all(yaml: text, .basic)
             while let document = documents.next() {
                 addObject(Field(document), source: source)
             }
