@@ -31,7 +31,9 @@ kernel-test: build
 # (dynamic loading) is dear in the guest, and shipped images are built the same way.
 bench: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product kipvs
-	KIPVS=$(CURDIR)/.build/release/kipvs $(UML) --pin --mem 3G integration/bench.sh
+	$(SWIFT) build -c release --static-swift-stdlib --product kube-api-test-server
+	KIPVS=$(CURDIR)/.build/release/kipvs KIPVS_API_SERVER=$(CURDIR)/.build/release/kube-api-test-server \
+	  $(UML) --pin --mem 3G integration/bench.sh
 
 demo: build
 	$(UML) integration/demo.sh

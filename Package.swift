@@ -96,6 +96,21 @@ let package = Package(
             ],
             path: "Tests/KubeAPIServer"
         ),
+        // Test tooling, not shipped: the test API server as a process, with an admin interface for
+        // the guest's scripts (integration/tests/agent-kubernetes.sh, integration/bench/api-latency.sh).
+        .executableTarget(
+            name: "kube-api-test-server",
+            dependencies: [
+                "KubeAPIServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/KubeAPITestServerMain"
+        ),
         .testTarget(
             name: "KubernetesSourceTests",
             dependencies: [

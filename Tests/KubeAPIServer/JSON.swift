@@ -83,3 +83,25 @@ public enum JSON: Hashable, Sendable, ExpressibleByStringLiteral, ExpressibleByI
         out += "\""
     }
 }
+
+/// Reads JSON text with `JSONDecoder`. Numbers must be integers: Kubernetes objects have no others.
+extension JSON: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let values = try? container.decode([JSON].self) {
+            self = .array(values)
+        } else if let members = try? container.decode([String: JSON].self) {
+            self = .object(members)
+        } else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not JSON, or a number that is not an integer")
+        }
+    }
+}

@@ -47,9 +47,9 @@ public final class KubeAPIServer: Sendable {
     /// `http://127.0.0.1:PORT`
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    /// Runs `body` with a started server; the server stops when it returns.
-    public static func withServer<T: Sendable>(_ body: (KubeAPIServer) async throws -> T) async throws -> T {
-        let first = try await bind(port: 0)
+    /// Runs `body` with a started server on `port` (0: an ephemeral one); the server stops when it returns.
+    public static func withServer<T: Sendable>(port: Int = 0, _ body: (KubeAPIServer) async throws -> T) async throws -> T {
+        let first = try await bind(port: port)
         let server = KubeAPIServer(port: first.channel.localAddress?.port ?? 0)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve(startingWith: first) }
@@ -101,6 +101,11 @@ public final class KubeAPIServer: Sendable {
         store.compact()
         store.broadcast { _, _ in .event(type: "ERROR", object: Self.expiredStatus) }
     }
+
+    /// Forgets every version a client holds: the version moves on without a change (as etcd's does
+    /// for writes elsewhere), then history is compacted, so a watch or list continuation from any
+    /// version before now gets 410 Gone. Open watches go on.
+    public func expireAllVersions() { store.advanceAndCompact() }
 
     /// How a watch from a compacted version is answered from now on.
     public func answerExpiredWatches(with answer: ExpiredWatchAnswer) {

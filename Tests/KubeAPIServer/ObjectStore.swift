@@ -107,6 +107,16 @@ final class ObjectStore: Sendable {
         }
     }
 
+    /// Moves the version on by one with no change, then compacts: every earlier version is gone.
+    func advanceAndCompact() {
+        state.withLockedValue { state in
+            state.revision += 1
+            state.base = state.objects
+            state.compactedRevision = state.revision
+            state.history = []
+        }
+    }
+
     /// Opens a watch: replays changes after `revision` (or, with nil, reports every current object
     /// as ADDED), then follows. nil when the version is compacted away.
     func watch(_ resource: Resource, namespace: String?, after revision: Int?) -> AsyncStream<WatchMessage>? {
