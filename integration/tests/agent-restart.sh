@@ -79,6 +79,8 @@ expect_unchanged "after a second run --once"
 agent_start --log-level debug --ipvs-sync-period 1s
 wait_syncs 3
 agent_stop
+# SIGTERM, as a kubelet sends it, ends the agent through its graceful shutdown, not a kill.
+grep -q "stopping; kernel state left in place" "$KIPVS_LOG" || fail "SIGTERM did not end the agent cleanly"
 expect_unchanged "after a long-running agent's syncs"
 
 plan=$("$KIPVS" plan --source "file:$MANIFEST" --hostname-override "$NODE_NAME") || fail "kipvs plan exited non-zero"
