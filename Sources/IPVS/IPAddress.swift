@@ -82,9 +82,6 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         return (0..<count).map { i in UInt8(truncatingIfNeeded: (i < 8 ? high >> (56 - 8 * i) : low >> (56 - 8 * (i - 8)))) }
     }
 
-    /// The 16-byte form the kernel's ADDR attributes carry.
-    public var kernelBytes: [UInt8] { bytes + [UInt8](repeating: 0, count: isIPv4 ? 12 : 0) }
-
     /// Canonical text: dotted quad, or RFC 5952 IPv6 (as `inet_ntop` prints it).
     public var description: String {
         if isIPv4 {

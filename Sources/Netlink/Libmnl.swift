@@ -132,10 +132,6 @@ public final class MessageBatch {
         nlh.pointee.nlmsg_flags |= UInt16(truncatingIfNeeded: flags)
     }
 
-    public func sequence(ofMessage index: Int) -> UInt32 {
-        (base + offsets[index]).assumingMemoryBound(to: nlmsghdr.self).pointee.nlmsg_seq
-    }
-
     /// A copy of the finished messages, for tests and debugging.
     public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: byteCount)) }
 

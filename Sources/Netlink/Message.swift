@@ -105,8 +105,6 @@ public struct Attributes: Sendable {
         return found
     }
 
-    public func contains(_ type: Int) -> Bool { find(type) != nil }
-
     public func bytes(_ type: Int) -> ArraySlice<UInt8>? { find(type).map { bytes[$0] } }
 
     public func u8(_ type: Int) -> UInt8? {
