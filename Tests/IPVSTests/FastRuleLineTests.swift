@@ -79,3 +79,22 @@ private extension String {
         #expect(streamed.split(separator: "\n").count == 12)
     }
 }
+
+@Suite struct RestoreTests {
+    /// Refusals keep their line numbers across the chunks operations are applied in.
+    @Test func failuresNameTheirLinesAcrossChunks() throws {
+        let fake = FakeIPVS()
+        var text = "-A -t 10.0.0.1:80 -s rr\n"
+        for i in 0..<(Restore.chunk + 10) {
+            text += "-a -t 10.0.0.1:80 -r 10.1.\(i / 250).\(i % 250 + 1):80 -m -w 1\n"
+        }
+        text += "-a -t 10.0.0.1:80 -r 10.1.0.1:80 -m -w 1\n"  // again: EEXIST
+        text += "-a -t 10.9.9.9:80 -r 10.1.0.1:80 -m -w 1\n"  // no such service: ESRCH
+        let rules = try RuleParser.parse(text).get()
+        let failures = try Restore.apply(rules, to: fake)
+        let last = Restore.chunk + 12
+        #expect(failures.map(\.line) == [last, last + 1])
+        #expect(failures.map(\.error.kind) == [.alreadyExists, .noSuchVirtualServer])
+        #expect(try fake.realServers(of: .service(.tcp, IPAddress("10.0.0.1")!, 80)).count == Restore.chunk + 10)
+    }
+}

@@ -6,25 +6,35 @@ public enum Restore {
         public var description: String { "line \(line): \(error)" }
     }
 
+    /// Operations handed to the kernel per call: many sends each, and a bounded buffer reused
+    /// throughout, where one array of every operation would be a second copy of the whole input.
+    static let chunk = 16_384
+
     /// Every operation is attempted (the kernel goes on after a refusal); the refusals come back in line order.
     public static func apply(_ rules: [Rule], to ipvs: IPVSHandle) throws -> [Failure] {
         var failures: [Failure] = []
-        var pending: [(line: Int, operation: IPVSOperation)] = []
-        func flushPending() throws {
-            let refused = try ipvs.apply(pending.map(\.operation))
-            failures += refused.keys.sorted().map { Failure(line: pending[$0].line, error: refused[$0]!) }
-            pending.removeAll()
+        var operations: [IPVSOperation] = []
+        var lines: [Int] = []
+        operations.reserveCapacity(min(rules.count, chunk))
+        lines.reserveCapacity(min(rules.count, chunk))
+        func applyPending() throws {
+            let refused = try ipvs.apply(operations)
+            failures += refused.keys.sorted().map { Failure(line: lines[$0], error: refused[$0]!) }
+            operations.removeAll(keepingCapacity: true)
+            lines.removeAll(keepingCapacity: true)
         }
         for rule in rules {
             switch rule.action {
             case .operation(let operation):
-                pending.append((rule.line, operation))
+                operations.append(operation)
+                lines.append(rule.line)
+                if operations.count == chunk { try applyPending() }
             case .flush:
-                try flushPending()
+                try applyPending()
                 try ipvs.flush()
             }
         }
-        try flushPending()
+        try applyPending()
         return failures
     }
 }
