@@ -20,20 +20,23 @@ struct RestoreCommand: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         let input = readStandardInput()
-        let rules: [Rule]
-        switch RuleParser.parse(input) {
-        case .success(let parsed): rules = parsed
-        case .failure(let error): throw ValidationFailure("restore: \(error); nothing applied")
+        // Every line is checked before anything is applied; the rules are then read again as they
+        // are applied, so that no table of every rule is held.
+        var count = 0
+        do {
+            try RuleParser.forEachRule(in: input) { _ in count += 1 }
+        } catch let error as RuleParseError {
+            throw ValidationFailure("restore: \(error); nothing applied")
         }
         let parsed = clock.now
         let ipvs = try openIPVS()
         if flush { try ipvs.flush() }
-        let failures = try Restore.apply(rules, to: ipvs)
+        let failures = try Restore.apply(ruleText: input, to: ipvs)
         if report {
             let c = ipvs.connection
             FileHandle.standardError.write(Data("""
-                \(c.sends + c.receives) system calls (\(c.sends) sends, \(c.receives) receives) for \(rules.count) operations
-                read and parse \(parsed - start), apply \(clock.now - parsed)
+                \(c.sends + c.receives) system calls (\(c.sends) sends, \(c.receives) receives) for \(count) operations
+                read and check \(parsed - start), parse again and apply \(clock.now - parsed)
 
                 """.utf8))
         }

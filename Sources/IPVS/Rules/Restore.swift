@@ -12,18 +12,28 @@ public enum Restore {
 
     /// Every operation is attempted (the kernel goes on after a refusal); the refusals come back in line order.
     public static func apply(_ rules: [Rule], to ipvs: IPVSHandle) throws -> [Failure] {
+        try apply(to: ipvs) { body in try rules.forEach(body) }
+    }
+
+    /// The same for rules text already checked with `RuleParser`: read again as it is applied.
+    public static func apply(ruleText: [UInt8], to ipvs: IPVSHandle) throws -> [Failure] {
+        try apply(to: ipvs) { body in try RuleParser.forEachRule(in: ruleText, body) }
+    }
+
+    private static func apply(to ipvs: IPVSHandle, rules: ((Rule) throws -> Void) throws -> Void) throws -> [Failure] {
         var failures: [Failure] = []
         var operations: [IPVSOperation] = []
         var lines: [Int] = []
-        operations.reserveCapacity(min(rules.count, chunk))
-        lines.reserveCapacity(min(rules.count, chunk))
+        operations.reserveCapacity(chunk)
+        lines.reserveCapacity(chunk)
         func applyPending() throws {
+            guard !operations.isEmpty else { return }
             let refused = try ipvs.apply(operations)
             failures += refused.keys.sorted().map { Failure(line: lines[$0], error: refused[$0]!) }
             operations.removeAll(keepingCapacity: true)
             lines.removeAll(keepingCapacity: true)
         }
-        for rule in rules {
+        try rules { rule in
             switch rule.action {
             case .operation(let operation):
                 operations.append(operation)

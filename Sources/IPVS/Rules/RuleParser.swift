@@ -52,6 +52,20 @@ public enum RuleParser {
     public static func parse(_ bytes: [UInt8]) -> Result<[Rule], RuleParseError> {
         var rules: [Rule] = []
         rules.reserveCapacity(bytes.lazy.filter { $0 == UInt8(ascii: "\n") }.count + 1)
+        do {
+            try forEachRule(in: bytes) { rules.append($0) }
+        } catch let error as RuleParseError {
+            return .failure(error)
+        } catch {
+            preconditionFailure("the body does not throw")
+        }
+        return .success(rules)
+    }
+
+    /// Hands each rule to `body` as it is read, keeping none: a large file can be checked, then
+    /// read again and applied, without a table of every rule in memory. Throws `RuleParseError` at
+    /// the first bad line, or what `body` throws.
+    public static func forEachRule(in bytes: [UInt8], _ body: (Rule) throws -> Void) throws {
         var start = bytes.startIndex
         var number = 0
         while start < bytes.endIndex || number == 0 {
@@ -60,18 +74,17 @@ public enum RuleParser {
             number += 1
             start = end + 1
             if let action = FastRuleLine.parse(line) {
-                rules.append(Rule(line: number, action: action))
+                try body(Rule(line: number, action: action))
                 continue
             }
+            let action: RuleAction?
             do throws(LineError) {
-                if let action = try parseLine(line) {
-                    rules.append(Rule(line: number, action: action))
-                }
+                action = try parseLine(line)
             } catch {
-                return .failure(RuleParseError(line: number, message: error.message))
+                throw RuleParseError(line: number, message: error.message)
             }
+            if let action { try body(Rule(line: number, action: action)) }
         }
-        return .success(rules)
     }
 
     /// The general path: every option ipvsadm rule files use, with a message for anything wrong.
