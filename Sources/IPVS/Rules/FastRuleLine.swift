@@ -21,13 +21,31 @@ enum FastRuleLine {
     static func parse(_ line: ArraySlice<UInt8>) -> RuleAction? {
         // Only plain printable ASCII: tabs, comments and anything else take the general path.
         guard !line.isEmpty, line.allSatisfy({ $0 >= 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "#") }) else { return nil }
-        var words = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)[...]
-        guard let commandWord = words.popFirst(), let command = command(commandWord) else { return nil }
+        var words = Words(line)
+        guard let commandWord = words.next(), let command = command(commandWord) else { return nil }
         var f = Fields()
-        while let word = words.popFirst() {
+        while let word = words.next() {
             guard readOption(word, &words, &f) else { return nil }
         }
         return build(command, f)
+    }
+
+    /// The words of a line, split at single spaces (two spaces make an empty word), read in place.
+    private struct Words {
+        let line: ArraySlice<UInt8>
+        var at: Int
+
+        init(_ line: ArraySlice<UInt8>) {
+            self.line = line
+            at = line.startIndex
+        }
+
+        mutating func next() -> ArraySlice<UInt8>? {
+            guard at <= line.endIndex else { return nil }
+            let end = line[at...].firstIndex(of: UInt8(ascii: " ")) ?? line.endIndex
+            defer { at = end + 1 }
+            return line[at..<end]
+        }
     }
 
     private static func command(_ w: ArraySlice<UInt8>) -> Command? {
@@ -44,9 +62,9 @@ enum FastRuleLine {
     }
 
     /// Reads one option (and its value) into `f`; false for anything unknown, repeated or doubtful.
-    private static func readOption(_ word: ArraySlice<UInt8>, _ rest: inout ArraySlice<ArraySlice<UInt8>>, _ f: inout Fields) -> Bool {
+    private static func readOption(_ word: ArraySlice<UInt8>, _ rest: inout Words, _ f: inout Fields) -> Bool {
         func service(_ proto: IPProtocol) -> Bool {
-            guard f.proto == nil, let value = rest.popFirst(), let (address, port) = endpoint(value), let port else { return false }
+            guard f.proto == nil, let value = rest.next(), let (address, port) = endpoint(value), let port else { return false }
             f.proto = proto
             f.service = (address, port)
             return true
@@ -62,22 +80,22 @@ enum FastRuleLine {
         case UInt8(ascii: "t"): return service(.tcp)
         case UInt8(ascii: "u"): return service(.udp)
         case UInt8(ascii: "s"):
-            guard f.scheduler == nil, let value = rest.popFirst(), (1...15).contains(value.count),
+            guard f.scheduler == nil, let value = rest.next(), (1...15).contains(value.count),
                   value.allSatisfy({ $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") })
             else { return false }
             f.scheduler = String(decoding: value, as: UTF8.self)
         case UInt8(ascii: "p"):
-            guard f.timeout == nil, let value = rest.popFirst(), let seconds = decimal(value), (1...2_678_400).contains(seconds)
+            guard f.timeout == nil, let value = rest.next(), let seconds = decimal(value), (1...2_678_400).contains(seconds)
             else { return false }
             f.timeout = UInt32(seconds)
         case UInt8(ascii: "r"):
-            guard f.real == nil, let value = rest.popFirst(), let endpoint = endpoint(value) else { return false }
+            guard f.real == nil, let value = rest.next(), let endpoint = endpoint(value) else { return false }
             f.real = endpoint
         case UInt8(ascii: "m"): return forwarding(.masquerade)
         case UInt8(ascii: "g"): return forwarding(.directRoute)
         case UInt8(ascii: "i"): return forwarding(.tunnel)
         case UInt8(ascii: "w"):
-            guard f.weight == nil, let value = rest.popFirst(), let weight = decimal(value), weight <= UInt64(Int32.max)
+            guard f.weight == nil, let value = rest.next(), let weight = decimal(value), weight <= UInt64(Int32.max)
             else { return false }
             f.weight = Int32(weight)
         default: return false
