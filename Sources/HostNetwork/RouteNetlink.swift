@@ -55,6 +55,11 @@ public final class HostNetwork {
 
     /// The index of the interface called `name`, or nil.
     public func interfaceIndex(named name: String) throws -> Int32? {
+        try link(named: name)?.index
+    }
+
+    /// The interface's index and whether it is up, or nil when there is none.
+    func link(named name: String) throws -> (index: Int32, isUp: Bool)? {
         do {
             let replies = try connection.request(operation: "look up interface \(name)") { batch, seq in
                 batch.begin(type: RouteWire.getLink, flags: NetlinkFlags.request | NetlinkFlags.ack, sequence: seq,
@@ -62,16 +67,20 @@ public final class HostNetwork {
                 batch.put(RouteWire.linkName, string: name)
                 batch.end()
             }
-            return replies.first.map { Int32(bitPattern: $0.u32(at: 4)) }  // ifinfomsg.ifi_index
+            // ifinfomsg: family, pad, type, index at 4, flags at 8
+            return replies.first.map { (Int32(bitPattern: $0.u32(at: 4)), $0.u32(at: 8) & RouteWire.interfaceUp != 0) }
         } catch let error as NetlinkError where error.errno == 19 {  // ENODEV
             return nil
         }
     }
 
-    /// Creates the dummy interface if it is missing and brings it up; returns its index.
+    /// Creates the dummy interface if it is missing and brings it up if it is down; returns its
+    /// index. Every sync calls this: when all is in place it is one request.
     @discardableResult
     public func ensureDummyInterface(named name: String) throws -> Int32 {
-        if try interfaceIndex(named: name) == nil {
+        let existing = try link(named: name)
+        if let existing, existing.isUp { return existing.index }
+        if existing == nil {
             _ = try connection.request(operation: "create dummy interface \(name)") { batch, seq in
                 batch.begin(type: RouteWire.newLink,
                             flags: NetlinkFlags.request | NetlinkFlags.ack | NetlinkFlags.create | NetlinkFlags.exclusive,

@@ -23,6 +23,10 @@ struct HostNetworkKernelTests {
         let index = try host.ensureDummyInterface(named: name)
         #expect(try host.ensureDummyInterface(named: name) == index)  // idempotent
         #expect(try Kernel.run(["ip", "-o", "link", "show", name]).output.contains("UP"))
+        // Taken down behind its back, the next call brings it up again.
+        try Kernel.run(["ip", "link", "set", name, "down"])
+        #expect(try host.ensureDummyInterface(named: name) == index)
+        #expect(try Kernel.run(["ip", "-o", "link", "show", name]).output.contains(",UP"))
 
         let first: Set<IPAddress> = [.v("10.96.0.10"), .v("10.96.0.11"), .v("fd00::10")]
         #expect(try host.syncAddresses(onInterface: index, to: first) == (added: 3, removed: 0))
