@@ -98,6 +98,13 @@ struct Field {
         return address
     }
 
+    /// `10.0.0.0/8`; surrounding spaces are allowed, as the API server trims them.
+    func cidr() throws -> CIDR {
+        let text = try string()
+        guard let cidr = CIDR(text.trimmingCharacters(in: .whitespaces)) else { throw error("invalid CIDR \"\(text)\"") }
+        return cidr
+    }
+
     /// A port number, 1-65535.
     func port() throws -> UInt16 {
         let value = try int()

@@ -56,7 +56,10 @@ extension Service {
             internalTrafficPolicy: try spec?.optional("internalTrafficPolicy")?.oneOf(TrafficPolicy.self) ?? .cluster,
             ipFamilies: try spec?.optional("ipFamilies")?.list().map { try $0.oneOf(FamilyName.self).family } ?? [],
             loadBalancerIngress: try object.optional("status")?.optional("loadBalancer")?.optional("ingress")?
-                .list().compactMap(LoadBalancerIngress.init) ?? [])
+                .list().compactMap(LoadBalancerIngress.init) ?? [],
+            loadBalancerSourceRanges: try spec?.optional("loadBalancerSourceRanges")?.list().map { try $0.cidr() } ?? [],
+            // The API server writes 0 for "not allocated".
+            healthCheckNodePort: try spec?.optional("healthCheckNodePort").flatMap { try $0.int() == 0 ? nil : $0.port() })
     }
 
     private enum AffinityName: String, CaseIterable {

@@ -86,12 +86,17 @@ public struct Service: Hashable, Sendable {
     /// As declared; the families actually served follow `clusterIPs`.
     public var ipFamilies: [IPAddress.Family]
     public var loadBalancerIngress: [LoadBalancerIngress]
+    /// `spec.loadBalancerSourceRanges`: clients allowed to reach the load-balancer IPs; empty allows all.
+    public var loadBalancerSourceRanges: [CIDR]
+    /// `spec.healthCheckNodePort`: where kipvs answers load-balancer health checks (externalTrafficPolicy Local).
+    public var healthCheckNodePort: UInt16?
 
     public init(metadata: ObjectMeta, type: ServiceType = .clusterIP, clusterIPs: [IPAddress] = [],
                 isHeadless: Bool = false, ports: [Port] = [], externalIPs: [IPAddress] = [],
                 sessionAffinity: SessionAffinity = .none, externalTrafficPolicy: TrafficPolicy = .cluster,
                 internalTrafficPolicy: TrafficPolicy = .cluster, ipFamilies: [IPAddress.Family] = [],
-                loadBalancerIngress: [LoadBalancerIngress] = []) {
+                loadBalancerIngress: [LoadBalancerIngress] = [], loadBalancerSourceRanges: [CIDR] = [],
+                healthCheckNodePort: UInt16? = nil) {
         self.metadata = metadata
         self.type = type
         self.clusterIPs = clusterIPs
@@ -103,6 +108,8 @@ public struct Service: Hashable, Sendable {
         self.internalTrafficPolicy = internalTrafficPolicy
         self.ipFamilies = ipFamilies.isEmpty ? clusterIPs.map(\.family) : ipFamilies
         self.loadBalancerIngress = loadBalancerIngress
+        self.loadBalancerSourceRanges = loadBalancerSourceRanges
+        self.healthCheckNodePort = healthCheckNodePort
     }
 
     /// Whether NodePort virtual servers exist for this Service (LoadBalancer implies NodePort).
