@@ -1,24 +1,35 @@
 # Build and test kipvs. The host kernel has no IPVS, so kernel tests, benchmarks and the demo
 # run inside a User-Mode-Linux guest (integration/uml.sh) that sees this tree through hostfs.
+# UML's kernel has no nf_tables for IP: the packet-path tests boot Debian's stock kernel under
+# qemu instead (integration/qemu.sh), over the same tree.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 SWIFT ?= swift
+CC ?= gcc
 UML := integration/uml.sh
+QEMU := integration/qemu.sh
+PEER := .build/peer
 
-.PHONY: all deps build test unit-test kernel-test bench demo clean
+.PHONY: all deps build test unit-test kernel-test packet-test bench demo clean
 
 all: build
 
 deps:
 	integration/deps.sh
 
-build: deps
+build: deps $(PEER)
 	$(SWIFT) build --build-tests
 
-# Kernel tests skip themselves on the host; the guest runs them for real.
+# The packet tests' client and server: a C program, since a process start is dear in the guest.
+$(PEER): integration/packet/peer.c
+	mkdir -p $(@D)
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $<
+
+# Kernel tests skip themselves on the host; the guests run them for real.
 test: build
 	$(SWIFT) test --skip-build
 	$(UML) --pin integration/kernel-tests.sh
+	$(QEMU) integration/packet-tests.sh
 
 unit-test: build
 	$(SWIFT) test --skip-build
@@ -26,6 +37,10 @@ unit-test: build
 # TESTS picks some, e.g. `make kernel-test TESTS="save edit"`.
 kernel-test: build
 	$(UML) --pin integration/kernel-tests.sh $(TESTS)
+
+# Two nodes, pods and clients in one qemu guest; TESTS picks some, e.g. `make packet-test TESTS=smoke`.
+packet-test: build
+	$(QEMU) integration/packet-tests.sh $(TESTS)
 
 # Pinned to one CPU: unpinned guest timings vary several-fold. A static release binary: start-up
 # (dynamic loading) is dear in the guest, and shipped images are built the same way.

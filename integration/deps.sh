@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building kipvs and testing it in a UML guest need: only
-# the missing ones, so on a machine that has them all this is one dpkg-query.
+# Installs the Debian packages that building kipvs and testing it in its UML and qemu guests
+# need: only the missing ones, so on a machine that has them all this is one dpkg-query.
 set -euo pipefail
 
-readonly PACKAGES=(user-mode-linux ipvsadm iproute2 kmod libmnl-dev util-linux)
+# nft and conntrack are witnesses in the packet tests only; kipvs itself never runs them.
+readonly PACKAGES=(user-mode-linux ipvsadm iproute2 kmod libmnl-dev util-linux
+  qemu-system-x86 busybox-static xz-utils gcc libnftnl-dev libnetfilter-conntrack-dev nftables conntrack)
 
 missing_packages() {
   local p

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Runs inside the qemu guest (see qemu.sh): the Swift suites that need nf_tables for IP
+# (NFTablesKernelTests, ConntrackKernelTests), built on the host, then every
+# integration/packet/*.sh test. Each runs in a fresh network namespace, which plays node A of
+# the two-node topology in packet/topology.sh.
+#
+#   packet-tests.sh [NAME...]    NAME: swift-PacketKernelTests or a script name without .sh;
+#                                default all
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly REPO
+export KIPVS=${KIPVS:-$REPO/.build/debug/kipvs}
+export PEER=${PEER:-$REPO/.build/peer}
+readonly TEST_TIMEOUT=${KIPVS_TEST_TIMEOUT:-300}
+readonly SWIFT_SUITES='NFTablesKernelTests|ConntrackKernelTests'
+readonly SWIFT_NAME=swift-PacketKernelTests
+LOGS=
+SELECTED=()
+PASSED=0
+FAILED=0
+
+# run_test NAME COMMAND...: one line per test, its log only when it fails. A new network
+# namespace starts with lo down.
+run_test() {
+  local name=$1
+  shift
+  selected "$name" || return 0
+  local log=$LOGS/$name.log start=$SECONDS rc=0
+  timeout -k 10 "$TEST_TIMEOUT" unshare -n bash -c 'ip link set lo up && exec "$@"' netns "$@" \
+    >"$log" 2>&1 </dev/null || rc=$?
+  if ((rc == 0)); then
+    PASSED=$((PASSED + 1))
+    echo "PASS $name ($((SECONDS - start))s)"
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAIL $name ($((SECONDS - start))s, exit $rc)"
+    sed 's/^/    /' "$log"
+  fi
+}
+
+selected() {
+  ((${#SELECTED[@]} == 0)) && return 0
+  local s
+  for s in "${SELECTED[@]}"; do [[ $s == "$1" ]] && return 0; done
+  return 1
+}
+
+# The bundle exits 0 when the filter matches nothing, so also demand that some test ran.
+swift_tests() {
+  local out rc=0
+  # The test bundle itself, not `swift test`: loading the package graph in the guest costs minutes.
+  local bundle="$REPO/.build/debug/kipvsPackageTests.xctest"
+  [[ -x $bundle ]] || { echo "no test bundle at $bundle: run make build first"; return 1; }
+  out=$("$bundle" --testing-library swift-testing --filter "$SWIFT_SUITES" 2>&1) || rc=$?
+  # Keep failures and summaries readable: drop the per-test start and pass lines.
+  grep -Ev "^[[:space:]]*(◇|✔) Test [^ ]+ (started|passed)|^Test Case '.*' (started|passed)" <<<"$out" || true
+  ((rc == 0)) || return "$rc"
+  grep -Eq 'Test run with [1-9][0-9]* tests?|Executed [1-9][0-9]* tests?' <<<"$out" ||
+    { echo "no $SWIFT_SUITES test ran: is the test target built (make build)?"; return 1; }
+}
+
+run_swift_tests() {
+  selected "$SWIFT_NAME" || return 0
+  if ! grep -rqE "(struct|class|enum|extension) ($SWIFT_SUITES)\b" "$REPO/Tests"; then
+    echo "SKIP $SWIFT_NAME (no $SWIFT_SUITES suite in Tests/ yet)"
+    return
+  fi
+  run_test "$SWIFT_NAME" "$REPO/integration/packet-tests.sh" --swift
+}
+
+run_shell_tests() {
+  local test name
+  for test in "$REPO"/integration/packet/*.sh; do
+    name=$(basename "$test" .sh)
+    [[ $name == topology ]] && continue
+    run_test "$name" bash "$test"
+  done
+}
+
+main() {
+  if [[ ${1:-} == --swift ]]; then swift_tests; return; fi
+  [[ -e /proc/net/ip_vs ]] || { echo "no IPVS in this kernel: run me through integration/qemu.sh"; exit 1; }
+  [[ -x $KIPVS ]] || echo "warning: $KIPVS is missing; the kipvs tests will fail"
+  [[ -x $PEER ]] || echo "warning: $PEER is missing (make build compiles it); the packet tests will fail"
+  SELECTED=("$@")
+  local name
+  for name in "$@"; do
+    [[ $name == "$SWIFT_NAME" || ($name != topology && -f $REPO/integration/packet/$name.sh) ]] ||
+      { echo "no such test: $name"; exit 2; }
+  done
+  cd "$REPO"
+  LOGS=$(mktemp -d)
+  trap 'rm -rf "$LOGS"' EXIT
+  run_swift_tests
+  run_shell_tests
+  echo "$PASSED passed, $FAILED failed"
+  ((FAILED == 0))
+}
+
+main "$@"
