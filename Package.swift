@@ -84,6 +84,7 @@ let package = Package(
         ),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "CMnl"]),
+        .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "IPVS", "Netlink", "CMnl"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS"]),
         // A Kubernetes API server for tests: list, watch, discovery and injected faults, on loopback.
         .target(
