@@ -26,6 +26,12 @@ let package = Package(
         ),
         .target(name: "Netlink", dependencies: ["CMnl"]),
         .target(name: "IPVS", dependencies: ["Netlink", "CMnl"]),
+        // libnftnl and the kernel's nf_tables headers; a few helpers for macros Swift cannot import.
+        .target(
+            name: "CNftnl",
+            linkerSettings: [.linkedLibrary("nftnl"), .linkedLibrary("mnl")]
+        ),
+        .target(name: "NFTables", dependencies: ["Netlink", "CNftnl"]),
         .target(name: "HostNetwork", dependencies: ["Netlink", "IPVS"]),
         .target(
             name: "Proxy",
@@ -84,6 +90,7 @@ let package = Package(
         ),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "CMnl"]),
+        .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "CNftnl"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "IPVS", "Netlink", "CMnl"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS"]),
         // A Kubernetes API server for tests: list, watch, discovery and injected faults, on loopback.
@@ -139,6 +146,6 @@ let package = Package(
             dependencies: ["Proxy", .product(name: "Yams", package: "Yams")]
         ),
         // Run only where the kernel has IPVS and the process is root: inside the UML guest.
-        .testTarget(name: "KernelTests", dependencies: ["IPVS", "Netlink", "HostNetwork"]),
+        .testTarget(name: "KernelTests", dependencies: ["IPVS", "Netlink", "HostNetwork", "NFTables"]),
     ]
 )

@@ -228,11 +228,14 @@ public struct SetElement: Hashable, Sendable {
     public var keyEnd: [UInt8]?
     /// For maps: the value.
     public var data: [UInt8]?
+    /// For verdict maps (`data: .verdict`): the value, in place of `data`.
+    public var verdict: Verdict?
 
-    public init(key: [UInt8], keyEnd: [UInt8]? = nil, data: [UInt8]? = nil) {
+    public init(key: [UInt8], keyEnd: [UInt8]? = nil, data: [UInt8]? = nil, verdict: Verdict? = nil) {
         self.key = key
         self.keyEnd = keyEnd
         self.data = data
+        self.verdict = verdict
     }
 }
 

@@ -10,6 +10,8 @@ public final class NetlinkConnection {
     public private(set) var receives = 0
     /// Reused for single requests and dumps, which come one at a time.
     private let single = MessageBatch(limit: 16 * 1024)
+    /// The send buffer asked for so far; `transact` raises it to fit each batch.
+    private var sendBufferSize: Int
 
     /// How acks are requested in a batch.
     public enum AckMode: Sendable {
@@ -24,6 +26,7 @@ public final class NetlinkConnection {
         socket = try NetlinkSocket(protocol: netlinkProtocol)
         // All acks of one send are queued before sendmsg returns: the buffer must hold them all.
         socket.setBufferSizes(receive: receiveBuffer, send: sendBuffer)
+        sendBufferSize = sendBuffer
     }
 
     /// One request with NLM_F_ACK; returns the data messages that answered it.
@@ -101,6 +104,37 @@ public final class NetlinkConnection {
             try collectAcks(first: first, base: base, last: last, operation: operation, into: &failures)
         }
         return failures
+    }
+
+    /// Sends `batch` whole, in ONE sendmsg, and reads replies until `lastSequence` is acked.
+    /// For transactions (nfnetlink batches) that the kernel applies per datagram: the send buffer
+    /// is forced up to the batch's size. Returns every nonzero error by sequence number, in order
+    /// of arrival; an error on `firstSequence` (the batch header) also ends the wait, since the
+    /// kernel then answers nothing else. Lost replies (ENOBUFS) throw: the outcome is unknown.
+    public func transact(_ batch: MessageBatch, firstSequence: UInt32, lastSequence: UInt32,
+                         operation: String) throws -> [(sequence: UInt32, errno: Int32)] {
+        if batch.byteCount > sendBufferSize {
+            socket.setSendBuffer(batch.byteCount)
+            sendBufferSize = batch.byteCount
+        }
+        try send(batch, operation: operation)
+        var failures: [(sequence: UInt32, errno: Int32)] = []
+        while true {
+            let messages: [NetlinkMessage]
+            do {
+                messages = try receive(operation: operation)
+            } catch let error as NetlinkError where error.errno == ENOBUFS {
+                throw NetlinkError(errno: ENOBUFS, operation: "\(operation): replies lost (kernel state unknown)")
+            }
+            for message in messages where message.isError {
+                let offset = message.sequence &- firstSequence
+                guard offset <= lastSequence &- firstSequence else { continue }  // a stray reply from an earlier request
+                if message.errorCode != 0 { failures.append((message.sequence, message.errorCode)) }
+                if message.sequence == lastSequence || (message.sequence == firstSequence && message.errorCode != 0) {
+                    return failures
+                }
+            }
+        }
     }
 
     private func collectAcks(first: Int, base: UInt32, last: UInt32, operation: (Int) -> String,

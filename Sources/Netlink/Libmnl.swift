@@ -13,8 +13,8 @@ public final class MessageBatch {
     static let headroom = 16 * 1024
 
     public let limit: Int
-    private let capacity: Int
-    private let base: UnsafeMutableRawPointer
+    private var capacity: Int
+    private var base: UnsafeMutableRawPointer
     private var current: UnsafeMutablePointer<nlmsghdr>?
     private var nests: [UnsafeMutablePointer<nlattr>] = []
     private var overflowed = false
@@ -132,6 +132,32 @@ public final class MessageBatch {
         nlh.pointee.nlmsg_flags |= UInt16(truncatingIfNeeded: flags)
     }
 
+    /// Appends one message written by another library (e.g. libnftnl) at the end of the buffer.
+    /// `write` gets zeroed room for at least `reserving` bytes and returns the message's
+    /// `nlmsg_len`; the buffer grows as needed, so one batch can hold a whole transaction.
+    public func appendMessage(reserving: Int, _ write: (UnsafeMutableRawPointer) -> Int) {
+        precondition(current == nil, "previous message not finished")
+        ensureRoom(reserving)
+        memset(base + byteCount, 0, reserving)  // a dropped message may have left bytes behind
+        let length = write(base + byteCount)
+        precondition(length >= 16 && length <= reserving, "message of \(length) bytes overran its \(reserving)-byte reservation")
+        offsets.append(byteCount)
+        byteCount += Int(cmnl_align(Int32(length)))
+    }
+
+    /// Grows the buffer (zeroed, like the rest) until `bytes` fit after the finished messages.
+    private func ensureRoom(_ bytes: Int) {
+        guard byteCount + bytes > capacity else { return }
+        var newCapacity = capacity
+        while byteCount + bytes > newCapacity { newCapacity *= 2 }
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        grown.initializeMemory(as: UInt8.self, repeating: 0, count: newCapacity)
+        grown.copyMemory(from: base, byteCount: byteCount)
+        base.deallocate()
+        base = grown
+        capacity = newCapacity
+    }
+
     /// A copy of the finished messages, for tests and debugging.
     public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: byteCount)) }
 
@@ -189,6 +215,16 @@ public final class NetlinkSocket {
             if setsockopt(fd, SOL_SOCKET, force, &v, len) != 0 {
                 _ = setsockopt(fd, SOL_SOCKET, plain, &v, len)
             }
+        }
+    }
+
+    /// Sizes the send buffer alone, at least to `bytes`: a datagram larger than it fails EMSGSIZE.
+    public func setSendBuffer(_ bytes: Int) {
+        let fd = mnl_socket_get_fd(socket)
+        var v = Int32(clamping: bytes)
+        let len = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, len) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, len)
         }
     }
 
