@@ -55,7 +55,9 @@ public struct ConntrackTuple: Hashable, Sendable {
 public struct ConntrackEntry: Hashable, Sendable, CustomStringConvertible {
     public var original: ConntrackTuple
     public var reply: ConntrackTuple
-    /// The kernel's id of the entry; a delete that carries it cannot hit a newer entry of the same tuple.
+    /// The kernel's id of the entry. A delete that carries it fails with ENOENT on an entry with
+    /// another id: a newer entry of the same flow is left alone, unless it took the old one's memory
+    /// (the id hashes the entry's address and original tuple).
     public var id: UInt32?
     /// The conntrack zone, absent for the default zone.
     public var zone: UInt16?
@@ -266,15 +268,20 @@ public final class KernelConntrack: ConntrackHandle {
         for (family, proto) in index.dumps {
             doomed += try dump(family: family, protocol: proto, keep: index.matches)
         }
+        return try delete(doomed)
+    }
+
+    /// Deletes these entries (from a dump), batched; returns how many the kernel deleted.
+    public func delete(_ entries: [ConntrackEntry]) throws -> Int {
         let failures = try connection.perform(
-            count: doomed.count, batchLimit: batchLimit,
-            operation: { "delete conntrack entry \(doomed[$0])" },
-            encode: { i, batch, seq, flags in ConntrackWire.encodeDelete(doomed[i], flags: flags, sequence: seq, into: batch) })
+            count: entries.count, batchLimit: batchLimit,
+            operation: { "delete conntrack entry \(entries[$0])" },
+            encode: { i, batch, seq, flags in ConntrackWire.encodeDelete(entries[i], flags: flags, sequence: seq, into: batch) })
         // ENOENT: the entry expired since the dump, or its tuple now names a newer entry (the id differs).
         if let first = failures.sorted(by: { $0.key < $1.key }).first(where: { $0.value.errno != ENOENT }) {
             throw first.value
         }
-        return doomed.count - failures.count
+        return entries.count - failures.count
     }
 }
 
