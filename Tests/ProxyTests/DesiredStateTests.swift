@@ -18,6 +18,11 @@ private let web = slice("web-1", service: "web", endpoints: [endpoint("10.244.0.
                                                            endpoint("10.244.1.6", node: "node-b")])
 private let both = ["10.244.0.5:8080", "10.244.1.6:8080"]
 
+/// The virtual server that in-cluster clients of an externalTrafficPolicy Local port use, as `summary` names it.
+func inClusterMark(_ name: String) -> String {
+    "\(VirtualServerKey.firewallMark(.inet, InClusterFirewallMarks.assign([name])[name]!))"
+}
+
 let desiredCases: [DesiredCase] = [
     DesiredCase(
         name: "ClusterIP: one virtual server per port, ready endpoints",
@@ -139,13 +144,16 @@ let desiredCases: [DesiredCase] = [
                            loadBalancer: [.init(ip: ip("203.0.113.7"))])],
         slices: [web],
         table: ["TCP 10.96.0.10:80": both, "TCP 192.168.1.10:30080": ["10.244.0.5:8080"],
-                "TCP 198.51.100.4:80": ["10.244.0.5:8080"], "TCP 203.0.113.7:80": ["10.244.0.5:8080"]],
+                "TCP 198.51.100.4:80": ["10.244.0.5:8080"], "TCP 203.0.113.7:80": ["10.244.0.5:8080"],
+                inClusterMark("default/web/TCP/IPv4"): both],
         addresses: ["10.96.0.10", "198.51.100.4", "203.0.113.7"]),
     DesiredCase(
         name: "externalTrafficPolicy Local without local endpoints: no real servers",
         services: [service("web", type: .nodePort, ports: [Service.Port(port: 80, nodePort: 30080)], externalPolicy: .local)],
         slices: [slice("web-1", service: "web", endpoints: [endpoint("10.244.1.6", node: "node-b")])],
-        table: ["TCP 10.96.0.10:80": ["10.244.1.6:8080"], "TCP 192.168.1.10:30080": []], addresses: ["10.96.0.10"]),
+        table: ["TCP 10.96.0.10:80": ["10.244.1.6:8080"], "TCP 192.168.1.10:30080": [],
+                inClusterMark("default/web/TCP/IPv4"): ["10.244.1.6:8080"]],
+        addresses: ["10.96.0.10"]),
     DesiredCase(
         name: "internalTrafficPolicy Local: the cluster IP gets local endpoints only",
         services: [service("web", type: .nodePort, ports: [Service.Port(port: 80, nodePort: 30080)], internalPolicy: .local)],
@@ -175,7 +183,8 @@ let desiredCases: [DesiredCase] = [
         services: [service("web", type: .nodePort, ports: [Service.Port(port: 80, nodePort: 30080)], externalPolicy: .local)],
         slices: [slice("web-1", service: "web", endpoints: [
             endpoint("10.244.0.6", .servingTerminating, node: "node-a"), endpoint("10.244.1.6", node: "node-b")])],
-        table: ["TCP 10.96.0.10:80": ["10.244.1.6:8080"], "TCP 192.168.1.10:30080": ["10.244.0.6:8080"]],
+        table: ["TCP 10.96.0.10:80": ["10.244.1.6:8080"], "TCP 192.168.1.10:30080": ["10.244.0.6:8080"],
+                inClusterMark("default/web/TCP/IPv4"): ["10.244.1.6:8080"]],
         addresses: ["10.96.0.10"]),
     DesiredCase(
         name: "services for another proxy are skipped",

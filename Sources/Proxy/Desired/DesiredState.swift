@@ -54,12 +54,15 @@ public struct DesiredState: Hashable, Sendable {
     /// Virtual IPs to bind on the dummy interface: cluster IPs, external IPs and load-balancer IPs.
     /// The caller leaves out those already assigned to another interface of the node.
     public var addresses: Set<IPAddress>
+    /// What nf_tables needs around IPVS.
+    public var packetPath: PacketPathState
     public var warnings: [Warning]
 
     public init(virtualServers: [VirtualServerKey: DesiredVirtualServer] = [:], addresses: Set<IPAddress> = [],
-                warnings: [Warning] = []) {
+                packetPath: PacketPathState = PacketPathState(), warnings: [Warning] = []) {
         self.virtualServers = virtualServers
         self.addresses = addresses
+        self.packetPath = packetPath
         self.warnings = warnings
     }
 
@@ -76,7 +79,7 @@ public struct DesiredState: Hashable, Sendable {
             let reference = ServiceReference(namespace: service.metadata.namespace, name: service.metadata.name)
             builder.add(service, slices: slices[reference] ?? [])
         }
-        self = builder.state
+        self = builder.finish()
     }
 }
 

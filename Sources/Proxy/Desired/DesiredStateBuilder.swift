@@ -39,25 +39,94 @@ struct DesiredStateBuilder {
                 let internalReals = service.internalTrafficPolicy == .local ? local : cluster
                 let externalReals = service.externalTrafficPolicy == .local ? local : cluster
 
-                func add(_ address: IPAddress, _ number: UInt16, _ reals: [RealServer], isVIP: Bool) {
+                @discardableResult
+                func add(_ address: IPAddress, _ number: UInt16, _ reals: [RealServer], isVIP: Bool) -> Bool {
                     let server = settings.server(.service(port.protocol, address, number))
-                    insert(DesiredVirtualServer(server: server, realServers: reals, service: name), object: object)
+                    guard insert(DesiredVirtualServer(server: server, realServers: reals, service: name), object: object)
+                    else { return false }
                     if isVIP { state.addresses.insert(address) }
+                    return true
                 }
 
+                var external: [ServiceAddress] = []
                 for address in service.clusterIPs where address.family == family {
-                    add(address, port.port, internalReals, isVIP: true)
-                }
-                for address in externalIPs + loadBalancerIPs where address.family == family {
-                    add(address, port.port, externalReals, isVIP: true)
-                }
-                if service.hasNodePorts, let nodePort = port.nodePort {
-                    for address in node.nodePortAddresses where address.family == family {
-                        add(address, nodePort, externalReals, isVIP: false)
+                    if add(address, port.port, internalReals, isVIP: true) {
+                        state.packetPath.clusterIPs.insert(ServiceAddress(address, port.protocol, port.port))
                     }
+                }
+                for address in externalIPs where address.family == family {
+                    if add(address, port.port, externalReals, isVIP: true) {
+                        external.append(ServiceAddress(address, port.protocol, port.port))
+                    }
+                }
+                for address in loadBalancerIPs where address.family == family {
+                    guard add(address, port.port, externalReals, isVIP: true) else { continue }
+                    let target = ServiceAddress(address, port.protocol, port.port)
+                    external.append(target)
+                    // kube-proxy: any range that covers everything means no firewall at all.
+                    let ranges = service.loadBalancerSourceRanges.filter { $0.address.family == family }
+                    if !ranges.isEmpty, !ranges.contains(where: { $0.prefixLength == 0 }) {
+                        state.packetPath.firewalls[target] = ranges
+                    }
+                }
+                if service.hasNodePorts, let nodePort = port.nodePort, nodePortInRange(nodePort, object: object) {
+                    for address in node.nodePortAddresses where address.family == family {
+                        if add(address, nodePort, externalReals, isVIP: false) {
+                            external.append(ServiceAddress(address, port.protocol, nodePort))
+                        }
+                    }
+                }
+                state.packetPath.localEndpoints.formUnion(local.map(\.key.address))
+                if service.externalTrafficPolicy == .local {
+                    if !external.isEmpty {
+                        inClusterServers.append(InClusterServer(name: name, family: family, settings: settings,
+                                                                realServers: cluster, addresses: external))
+                    }
+                } else {
+                    state.packetPath.external.formUnion(external)
                 }
             }
         }
+        if service.externalTrafficPolicy == .local, service.hasNodePorts, let port = service.healthCheckNodePort {
+            state.packetPath.healthCheckNodePorts.insert(port)
+        }
+    }
+
+    /// A virtual server on a firewall mark, with every endpoint, for in-cluster clients of an
+    /// `externalTrafficPolicy: Local` Service port.
+    private struct InClusterServer {
+        var name: ServicePortName
+        var family: IPAddress.Family
+        var settings: Settings
+        var realServers: [RealServer]
+        var addresses: [ServiceAddress]
+
+        var markName: String { "\(name)/\(name.protocol)/\(family == .inet ? "IPv4" : "IPv6")" }
+    }
+
+    private var inClusterServers: [InClusterServer] = []
+
+    /// Gives the in-cluster virtual servers their marks, once every Service has been added.
+    mutating func finish() -> DesiredState {
+        let marks = InClusterFirewallMarks.assign(inClusterServers.map(\.markName))
+        for server in inClusterServers {
+            let mark = marks[server.markName]!
+            let key = VirtualServerKey.firewallMark(server.family, mark)
+            state.virtualServers[key] = DesiredVirtualServer(server: server.settings.server(key),
+                                                             realServers: server.realServers, service: server.name)
+            for address in server.addresses { state.packetPath.inClusterMarks[address] = mark }
+        }
+        return state
+    }
+
+    /// A node port outside `--service-node-port-range` could land on any service of the node (SSH's
+    /// 22, say), and kipvs deletes only node-address virtual servers inside the range: refuse it.
+    private mutating func nodePortInRange(_ port: UInt16, object: String) -> Bool {
+        if node.nodePortRange.contains(port) { return true }
+        let message = "nodePort \(port) is outside the node port range \(node.nodePortRange.lowerBound)-\(node.nodePortRange.upperBound); ignored"
+        // Once, not once per address family.
+        if !state.warnings.contains(DesiredState.Warning(object: object, message: message)) { warn(object, message) }
+        return false
     }
 
     /// Scheduler, persistence and flags, shared by every virtual server of a Service.
@@ -101,15 +170,17 @@ struct DesiredStateBuilder {
         return addresses.filter { families.contains($0.family) }
     }
 
-    private mutating func insert(_ desired: DesiredVirtualServer, object: String) {
+    /// Returns false when another Service port already has that virtual server.
+    private mutating func insert(_ desired: DesiredVirtualServer, object: String) -> Bool {
         let key = desired.server.key
         if let existing = state.virtualServers[key] {
             if existing.service != desired.service {
                 warn(object, "\(key) is already used by \(existing.service); ignored for \(desired.service)")
             }
-            return
+            return false
         }
         state.virtualServers[key] = desired
+        return true
     }
 
     private mutating func warn(_ object: String, _ message: String) {

@@ -28,8 +28,10 @@ public struct Ownership: Hashable, Sendable {
     }
 
     public func owns(_ key: VirtualServerKey) -> Bool {
-        // kipvs never creates firewall-mark virtual servers.
-        guard case .service(_, let address, let port) = key else { return false }
+        guard case .service(_, let address, let port) = key else {
+            if case .firewallMark(_, let mark) = key { return InClusterFirewallMarks.range.contains(mark) }
+            return false
+        }
         if excludeCIDRs.contains(where: { $0.contains(address) }) { return false }
         return addresses.contains(address) || (nodePortAddresses.contains(address) && nodePortRange.contains(port))
     }
