@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "Proxy",
             dependencies: [
-                "IPVS", "HostNetwork",
+                "IPVS", "HostNetwork", "NFTables",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -90,9 +90,9 @@ let package = Package(
         ),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "CMnl"]),
-        .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "CNftnl"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "IPVS", "Netlink", "CMnl"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS"]),
+        .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "CNftnl"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS", "NFTables"]),
         // A Kubernetes API server for tests: list, watch, discovery and injected faults, on loopback.
         .target(
             name: "KubeAPIServer",
@@ -118,6 +118,13 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Tests/KubeAPITestServerMain"
+        ),
+        // Test tooling, not shipped: times programming the packet filter for a generated cluster
+        // next to nft on the same table (integration/bench/packet-filter.sh).
+        .executableTarget(
+            name: "packet-filter-bench",
+            dependencies: ["Proxy", "NFTables", "IPVS"],
+            path: "Tests/PacketFilterBench"
         ),
         .testTarget(
             name: "KubernetesSourceTests",

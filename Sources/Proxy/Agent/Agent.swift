@@ -1,13 +1,15 @@
 import IPVS
+import NFTables
 
 /// What one sync did, for logs and metrics.
 public struct SyncReport: Sendable {
     public var ipvs = SyncSummary()
+    public var packetFilter = PacketFilterSummary()
     public var addressesBound = 0
     public var addressesUnbound = 0
     public var warnings: [DesiredState.Warning] = []
 
-    public var changed: Bool { ipvs.changed || addressesBound > 0 || addressesUnbound > 0 }
+    public var changed: Bool { ipvs.changed || packetFilter.changed || addressesBound > 0 || addressesUnbound > 0 }
 }
 
 /// One node's service proxy: cluster objects in, kernel state out.
@@ -15,14 +17,18 @@ public final class Agent {
     public let ipvs: any IPVSHandle
     public let network: any NodeNetwork
     public let reconciler: Reconciler
+    /// nil when the packet path is not programmed (a kernel without nf_tables for IP).
+    public private(set) var packetFilter: PacketFilterReconciler?
     public var node: NodeConfig
     /// `--nodeport-addresses`; empty means every node address.
     public var nodePortCIDRs: [CIDR]
 
     public init(ipvs: any IPVSHandle, network: any NodeNetwork, node: NodeConfig, nodePortCIDRs: [CIDR] = [],
+                packetFilter: PacketFilterReconciler? = nil,
                 gracePeriod: Duration = GracefulTermination.defaultGracePeriod) {
         self.ipvs = ipvs
         self.network = network
+        self.packetFilter = packetFilter
         self.node = node
         self.nodePortCIDRs = nodePortCIDRs
         self.reconciler = Reconciler(handle: ipvs, gracePeriod: gracePeriod)
@@ -43,25 +49,42 @@ public final class Agent {
         let addresses = try network.addresses(dummyInterface: node.dummyInterface, create: true)
         let local = useNodeAddresses(addresses)
         let desired = DesiredState(cluster, node: node)
+        let vips = desired.addresses.subtracting(local)
         var report = SyncReport(warnings: desired.warnings)
+        // The packet path first, so that a new virtual IP's ports pass the VIP filter once it is
+        // bound; a failure there does not hold IPVS back, and is reported after it.
+        var packetFilterError: (any Error)?
+        if let packetFilter {
+            do {
+                report.packetFilter = try packetFilter.sync(PacketFilterElements(desired, vips: vips), readKernel: readKernel)
+            } catch {
+                packetFilterError = error
+            }
+        }
         // Virtual servers go first, addresses after: a VIP is unbound only once nothing serves it.
         report.ipvs = try reconciler.sync(desired, ownership: Ownership(node: node, desired: desired, boundAddresses: addresses.bound),
                                           now: now, readKernel: readKernel)
-        (report.addressesBound, report.addressesUnbound) = try network.bind(desired.addresses.subtracting(local),
-                                                                            current: addresses)
+        (report.addressesBound, report.addressesUnbound) = try network.bind(vips, current: addresses)
+        if let packetFilterError { throw packetFilterError }
         return report
     }
 
+    /// Stops programming the packet path, for a kernel that cannot hold the table.
+    public func disablePacketFilter() {
+        packetFilter = nil
+    }
+
     /// What a sync would do, without doing it: IPVS operations and address changes.
-    public func plan(_ cluster: ClusterState, now: ContinuousClock.Instant = .now) throws
-        -> (plan: Plan, bind: [IPAddress], unbind: [IPAddress], warnings: [DesiredState.Warning]) {
+    public func plan(_ cluster: ClusterState, now: ContinuousClock.Instant = .now) throws -> AgentPlan {
         let addresses = try network.addresses(dummyInterface: node.dummyInterface, create: false)
         let local = useNodeAddresses(addresses)
         let desired = DesiredState(cluster, node: node)
         let plan = try reconciler.plan(desired, ownership: Ownership(node: node, desired: desired, boundAddresses: addresses.bound),
                                        now: now)
         let wanted = desired.addresses.subtracting(local)
-        return (plan, wanted.subtracting(addresses.bound).sorted(), addresses.bound.subtracting(wanted).sorted(), desired.warnings)
+        let packetFilterPlan = try packetFilter?.plan(PacketFilterElements(desired, vips: wanted))
+        return AgentPlan(ipvs: plan, packetFilter: packetFilterPlan, bind: wanted.subtracting(addresses.bound).sorted(),
+                         unbind: addresses.bound.subtracting(wanted).sorted(), warnings: desired.warnings)
     }
 
     /// Removes every virtual server kipvs owns and its dummy interface; nothing else.
@@ -75,7 +98,18 @@ public final class Agent {
         let failures = try ipvs.apply(owned.map { .deleteVirtualServer($0) })
         summary.virtualServersDeleted = owned.count - failures.count
         summary.failures = failures.keys.sorted().map { .init(operation: .deleteVirtualServer(owned[$0]), error: failures[$0]!) }
+        try packetFilter?.remove()
         try network.removeInterface(named: node.dummyInterface)
         return summary
     }
+}
+
+/// What a sync would do (`kipvs plan`).
+public struct AgentPlan: Sendable {
+    public var ipvs: Plan
+    /// nil when the packet path is not programmed.
+    public var packetFilter: PacketFilterPlan?
+    public var bind: [IPAddress]
+    public var unbind: [IPAddress]
+    public var warnings: [DesiredState.Warning]
 }

@@ -21,6 +21,23 @@ public enum KernelSettings {
         return (parts[0], parts[1]) < version
     }
 
+    /// What kube-proxy also checks on a node but leaves to its administrator: each a line to log.
+    public static func nodeWarnings() -> [String] {
+        var warnings: [String] = []
+        for family in ["iptables", "ip6tables"] {
+            let key = "net.bridge.bridge-nf-call-\(family)"
+            switch Sysctl.read(key) {
+            case nil:
+                return ["br_netfilter is not loaded: Service traffic between pods on one bridge bypasses IPVS and nf_tables"]
+            case "1":
+                continue
+            case let value?:
+                warnings.append("\(key) is \(value), not 1: Service traffic between pods on one bridge bypasses IPVS and nf_tables")
+            }
+        }
+        return warnings
+    }
+
     /// Applies every setting; returns the ones that were changed, throws the first that cannot be written.
     @discardableResult
     public static func apply(kernelRelease: String) throws -> [String] {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NFTables
 
 /// Paces syncs as kube-proxy does: a change is synced no sooner than `minSyncPeriod` after the
 /// previous sync (bursts coalesce), and a full resync runs every `syncPeriod` to repair anything
@@ -101,6 +102,14 @@ public final class SyncLoop {
             lastSyncSucceeded = report.ipvs.failures.isEmpty
             // Draining real servers need another look even when the input is quiet.
             if !agent.reconciler.termination.drainingSince.isEmpty { pending = true }
+        } catch let error as NFTablesError where error.errno == EOPNOTSUPP || error.errno == EAFNOSUPPORT {
+            // UML's kernel, for one, has nf_tables for bridges only: IPVS still works without the table.
+            result = .failure(error)
+            logger.error("this kernel cannot hold the packet filter table: masquerading, hairpin, the VIP filter and source ranges are off",
+                         metadata: ["error": "\(error)"])
+            agent.disablePacketFilter()
+            lastSyncSucceeded = false
+            pending = true
         } catch {
             result = .failure(error)
             logger.error("sync failed", metadata: ["error": "\(error)"])

@@ -1,0 +1,120 @@
+import NFTables
+
+/// The nf_tables operations that take the kipvs table from what it holds to what is wanted.
+/// When the table is missing or its chains, sets or rules differ from the ruleset, it is
+/// rebuilt whole; otherwise only set elements change.
+public struct PacketFilterPlan: Hashable, Sendable, CustomStringConvertible {
+    public var operations: [NFTOperation]
+    public var rebuild: Bool
+    public var elementsAdded = 0
+    public var elementsDeleted = 0
+
+    public init(table: TableName, ruleset: Ruleset, desired: PacketFilterElements, current: TableSnapshot?) {
+        if let current, ruleset.matches(current) {
+            rebuild = false
+            operations = []
+            for set in ruleset.sets {
+                let want = desired.sets[set.name] ?? []
+                let have = current.elements[set.name] ?? []
+                // Deletions first: a map element whose value changed is deleted, then added anew.
+                let stale = have.subtracting(want)
+                let missing = want.subtracting(have)
+                if !stale.isEmpty { operations.append(.deleteElements(table, set: set.name, Self.sorted(stale))) }
+                if !missing.isEmpty { operations.append(.addElements(table, set: set.name, Self.sorted(missing))) }
+                elementsDeleted += stale.count
+                elementsAdded += missing.count
+            }
+            return
+        }
+        rebuild = true
+        // Adding before deleting makes the delete valid whether or not the table exists.
+        operations = [.addTable(table), .deleteTable(table), .addTable(table)]
+        operations += ruleset.chains.map { .addChain(table, $0) }
+        operations += ruleset.sets.map { .addSet(table, $0) }
+        for set in ruleset.sets {
+            guard let elements = desired.sets[set.name], !elements.isEmpty else { continue }
+            operations.append(.addElements(table, set: set.name, Self.sorted(elements)))
+            elementsAdded += elements.count
+        }
+        operations += ruleset.rules.map { .addRule(table, $0) }
+    }
+
+    public var isEmpty: Bool { operations.isEmpty }
+
+    public var changed: Bool { !operations.isEmpty }
+
+    /// Sorted for stable plans and readable output.
+    static func sorted(_ elements: Set<SetElement>) -> [SetElement] {
+        elements.sorted { a, b in
+            if a.key != b.key { return a.key.lexicographicallyPrecedes(b.key) }
+            if a.keyEnd != b.keyEnd { return (a.keyEnd ?? []).lexicographicallyPrecedes(b.keyEnd ?? []) }
+            return (a.data ?? []).lexicographicallyPrecedes(b.data ?? [])
+        }
+    }
+
+    public var description: String { PacketFilterFormat.commands(operations) }
+}
+
+/// What one packet-filter sync did.
+public struct PacketFilterSummary: Hashable, Sendable, CustomStringConvertible {
+    public var rebuilt = false
+    public var elementsAdded = 0
+    public var elementsDeleted = 0
+
+    public init() {}
+
+    public var changed: Bool { rebuilt || elementsAdded > 0 || elementsDeleted > 0 }
+
+    public var description: String {
+        (rebuilt ? "table rebuilt, " : "") + "elements +\(elementsAdded) -\(elementsDeleted)"
+    }
+}
+
+/// Keeps the kipvs table equal to the ruleset and the desired elements: one transaction per sync.
+/// Between periodic resyncs it plans against what the last commit left; any failure forgets that,
+/// so the next sync reads the kernel again. Use it from one task at a time.
+public final class PacketFilterReconciler {
+    public let handle: any NFTablesHandle
+    public let config: PacketFilterConfig
+    public let ruleset: Ruleset
+    /// The table as the last successful commit left it; nil forces a read.
+    private var known: TableSnapshot?
+
+    public init(handle: any NFTablesHandle, config: PacketFilterConfig) {
+        self.handle = handle
+        self.config = config
+        self.ruleset = Ruleset(config)
+    }
+
+    /// Reads the table (or takes the last known one) and plans, without writing.
+    public func plan(_ desired: PacketFilterElements, readKernel: Bool = true) throws -> PacketFilterPlan {
+        let current = try (readKernel ? nil : known) ?? handle.table(config.table)
+        return PacketFilterPlan(table: config.table, ruleset: ruleset, desired: desired, current: current)
+    }
+
+    public func sync(_ desired: PacketFilterElements, readKernel: Bool) throws -> PacketFilterSummary {
+        let plan: PacketFilterPlan
+        do {
+            plan = try self.plan(desired, readKernel: readKernel)
+            if !plan.isEmpty { try handle.commit(plan.operations) }
+        } catch {
+            known = nil
+            throw error
+        }
+        known = TableSnapshot(chains: ruleset.chains, rules: ruleset.rules, sets: ruleset.sets, elements: desired.sets)
+        var summary = PacketFilterSummary()
+        summary.rebuilt = plan.rebuild
+        summary.elementsAdded = plan.elementsAdded
+        summary.elementsDeleted = plan.elementsDeleted
+        return summary
+    }
+
+    /// Deletes the table; false when there was none.
+    @discardableResult
+    public func remove() throws -> Bool {
+        known = nil
+        guard try handle.table(config.table) != nil else { return false }
+        try handle.commit([.deleteTable(config.table)])
+        return true
+    }
+}
