@@ -5,6 +5,7 @@ import IPVS
 import KubernetesSource
 import Logging
 import Metrics
+import NFTables
 import Observability
 import Prometheus
 import Proxy
@@ -30,6 +31,21 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "The dummy interface that holds the virtual IPs.")
     var interfaceName = "kipvs0"
 
+    @Option(help: "Comma-separated CIDRs of the cluster's pods: traffic from elsewhere to cluster IPs is masqueraded.")
+    var clusterCidr: String?
+
+    @Option(help: "How pod traffic is told apart: ClusterCIDR, InterfaceNamePrefix or BridgeInterface (default ClusterCIDR when --cluster-cidr is set).")
+    var detectLocalMode: String?
+
+    @Option(help: "With --detect-local-mode InterfaceNamePrefix: comma-separated prefixes of the pods' interfaces.")
+    var podInterfaceNamePrefix: String?
+
+    @Option(help: "With --detect-local-mode BridgeInterface: the bridge the pods are on.")
+    var podBridgeInterface: String?
+
+    @Flag(help: "Masquerade all traffic to cluster IPs, from pods too.")
+    var masqueradeAll = false
+
     func validate() throws {
         guard IPVSScheduler(rawValue: ipvsScheduler) != nil else {
             throw ValidationError("--ipvs-scheduler: unknown scheduler \(ipvsScheduler)")
@@ -39,7 +55,40 @@ struct NodeOptions: ParsableArguments {
         }
         _ = try cidrs(nodeportAddresses, flag: "--nodeport-addresses")
         _ = try cidrs(ipvsExcludeCidrs, flag: "--ipvs-exclude-cidrs")
+        _ = try localTraffic()
         if let problem = node().problems.first { throw ValidationError(problem) }
+    }
+
+    /// kube-proxy's `--detect-local-mode`, from the flags that go with it.
+    func localTraffic() throws -> LocalTrafficDetector {
+        let clusterCIDRs = try cidrs(clusterCidr, flag: "--cluster-cidr")
+        func list(_ text: String?) -> [String] {
+            (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        switch detectLocalMode ?? (clusterCIDRs.isEmpty ? "" : "ClusterCIDR") {
+        case "":
+            return .none
+        case "ClusterCIDR":
+            guard !clusterCIDRs.isEmpty else { throw ValidationError("--detect-local-mode ClusterCIDR needs --cluster-cidr") }
+            return .clusterCIDR(clusterCIDRs)
+        case "InterfaceNamePrefix":
+            let prefixes = list(podInterfaceNamePrefix)
+            guard !prefixes.isEmpty else {
+                throw ValidationError("--detect-local-mode InterfaceNamePrefix needs --pod-interface-name-prefix")
+            }
+            return .interfaceNamePrefix(prefixes)
+        case "BridgeInterface":
+            guard let bridge = podBridgeInterface, !bridge.isEmpty, bridge.utf8.count <= 15 else {
+                throw ValidationError("--detect-local-mode BridgeInterface needs --pod-bridge-interface (1-15 characters)")
+            }
+            return .bridgeInterface(bridge)
+        case let mode:
+            throw ValidationError("--detect-local-mode: \(mode) is not one of ClusterCIDR, InterfaceNamePrefix, BridgeInterface")
+        }
+    }
+
+    func packetFilterConfig() throws -> PacketFilterConfig {
+        PacketFilterConfig(localTraffic: try localTraffic(), masqueradeAll: masqueradeAll)
     }
 
     func cidrs(_ text: String?, flag: String) throws -> [CIDR] {
@@ -66,7 +115,9 @@ struct NodeOptions: ParsableArguments {
 
     func agent(gracePeriod: Duration = GracefulTermination.defaultGracePeriod) throws -> Agent {
         Agent(ipvs: try openIPVS(), network: try HostNetwork(), node: node(),
-              nodePortCIDRs: (try? cidrs(nodeportAddresses, flag: "")) ?? [], gracePeriod: gracePeriod)
+              nodePortCIDRs: try cidrs(nodeportAddresses, flag: "--nodeport-addresses"),
+              packetFilter: PacketFilterReconciler(handle: try KernelNFTables(), config: try packetFilterConfig()),
+              gracePeriod: gracePeriod)
     }
 }
 
@@ -132,6 +183,7 @@ struct RunCommand: AsyncParsableCommand {
         let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let changed = try KernelSettings.apply(kernelRelease: release)
         if !changed.isEmpty { logger.info("kernel settings applied", metadata: ["sysctls": "\(changed)"]) }
+        for warning in KernelSettings.nodeWarnings() { logger.warning("\(warning)") }
 
         var kubernetes: KubernetesSource?
         let source: any ClusterSource
@@ -190,8 +242,11 @@ struct PlanCommand: ParsableCommand {
         for warning in result.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         for address in result.bind { print("# bind \(address) to \(agent.node.dummyInterface)") }
         for address in result.unbind { print("# unbind \(address) from \(agent.node.dummyInterface)") }
-        if !result.plan.isEmpty { print(result.plan.description) }
-        if result.plan.isEmpty && result.bind.isEmpty && result.unbind.isEmpty { print("# nothing to change") }
+        if !result.ipvs.isEmpty { print(result.ipvs.description) }
+        if let packetFilter = result.packetFilter, !packetFilter.isEmpty { print(packetFilter.description) }
+        if result.ipvs.isEmpty && (result.packetFilter?.isEmpty ?? true) && result.bind.isEmpty && result.unbind.isEmpty {
+            print("# nothing to change")
+        }
     }
 }
 
@@ -215,11 +270,14 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// `1s`, `500ms`, `2m`, `1h`, or a number of seconds.
 func parseDuration(_ text: String) throws -> Duration {
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-        if let value = Double(text.dropLast(suffix.count)), value >= 0, value.isFinite {
-            return .milliseconds(Int64(value * scale * 1000))
-        }
+    let (number, scale) = units.first { text.hasSuffix($0.0) }.map { (text.dropLast($0.0.count), $0.1) } ?? (text[...], 1)
+    guard let value = Double(number), value >= 0, value.isFinite else {
+        throw ValidationError("not a duration: \(text) (e.g. 1s, 500ms, 2m)")
     }
-    if let seconds = Double(text), seconds >= 0, seconds.isFinite { return .milliseconds(Int64(seconds * 1000)) }
-    throw ValidationError("not a duration: \(text) (e.g. 1s, 500ms, 2m)")
+    let milliseconds = value * scale * 1000
+    // Beyond a year is a typo, and beyond Int64 milliseconds would trap.
+    guard milliseconds <= maximumDurationMilliseconds else { throw ValidationError("duration \(text) is longer than a year") }
+    return .milliseconds(Int64(milliseconds))
 }
+
+private let maximumDurationMilliseconds = 365.0 * 24 * 3600 * 1000

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import IPVS
+import NFTables
+import Proxy
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,6 +13,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Show upper and lower connection thresholds.") var thresholds = false
     @Flag(name: .customLong("persistent-conn"), help: "Show persistent connection templates.") var persistentConnections = false
     @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Show the sets of the packet filter table (inet kipvs) instead, one element a line.") var sets = false
 
     var columns: ListFormat.Columns {
         if stats { return .stats }
@@ -21,6 +24,7 @@ struct StatusCommand: ParsableCommand {
     }
 
     func run() throws {
+        if sets { return try showSets() }
         let ipvs = try openIPVS()
         let table = try ipvs.table()
         if json {
@@ -28,6 +32,20 @@ struct StatusCommand: ParsableCommand {
         } else {
             print(ListFormat.render(info: try ipvs.info(), table: table, columns: columns),
                   terminator: "")
+        }
+    }
+}
+
+extension StatusCommand {
+    func showSets() throws {
+        let name = PacketFilterConfig().table
+        guard let table = try KernelNFTables().table(name) else {
+            throw ValidationFailure("status: no table \(name): kipvs has not programmed the packet filter on this node")
+        }
+        for set in table.sets.sorted(by: { $0.name < $1.name }) {
+            let elements = (table.elements[set.name] ?? []).map { PacketFilterFormat.element($0, in: set.name) }.sorted()
+            print("\(set.name) (\(elements.count))")
+            for element in elements { print("  \(element)") }
         }
     }
 }
