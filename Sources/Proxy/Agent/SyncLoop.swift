@@ -102,14 +102,12 @@ public final class SyncLoop {
             lastSyncSucceeded = report.ipvs.failures.isEmpty
             // Draining real servers need another look even when the input is quiet.
             if !agent.reconciler.termination.drainingSince.isEmpty { pending = true }
-        } catch let error as NFTablesError where error.errno == EOPNOTSUPP || error.errno == EAFNOSUPPORT {
-            // UML's kernel, for one, has nf_tables for bridges only: IPVS still works without the table.
-            result = .failure(error)
+        } catch let error as NFTablesError where error.meansNoPacketFilter && agent.packetFilter != nil {
+            // IPVS still works without the table: say so once, and sync again without it.
             logger.error("this kernel cannot hold the packet filter table: masquerading, hairpin, the VIP filter and source ranges are off",
                          metadata: ["error": "\(error)"])
             agent.disablePacketFilter()
-            lastSyncSucceeded = false
-            pending = true
+            return syncNow(readKernel: true)
         } catch {
             result = .failure(error)
             logger.error("sync failed", metadata: ["error": "\(error)"])

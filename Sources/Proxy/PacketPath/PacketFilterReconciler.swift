@@ -1,4 +1,7 @@
 import NFTables
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The nf_tables operations that take the kipvs table from what it holds to what is wanted.
 /// When the table is missing or its chains, sets or rules differ from the ruleset, it is
@@ -113,8 +116,17 @@ public final class PacketFilterReconciler {
     @discardableResult
     public func remove() throws -> Bool {
         known = nil
-        guard try handle.table(config.table) != nil else { return false }
+        do {
+            guard try handle.table(config.table) != nil else { return false }
+        } catch let error as NFTablesError where error.meansNoPacketFilter {
+            return false
+        }
         try handle.commit([.deleteTable(config.table)])
         return true
     }
+}
+
+extension NFTablesError {
+    /// The kernel has no nf_tables for this table's family (UML's, for one, has it for bridges only).
+    public var meansNoPacketFilter: Bool { errno == EOPNOTSUPP || errno == EAFNOSUPPORT }
 }
