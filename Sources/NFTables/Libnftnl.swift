@@ -331,8 +331,14 @@ enum Libnftnl {
         }
     }
 
-    private static func parseFailed(_ what: String) -> NFTablesError {
-        NFTablesError(errno: errno, operation: "parse \(what)")
+    /// Runs a libnftnl parser; its failure as an error. libnftnl does not always set errno, so it
+    /// is cleared first, and a failure that leaves it clear reads as EPROTO.
+    private static func parse(_ what: String, _ call: () -> Int32) throws {
+        errno = 0
+        if call() < 0 {
+            let e = errno
+            throw NFTablesError(errno: e != 0 ? e : EPROTO, operation: "parse \(what)")
+        }
     }
 
     private static func string(_ pointer: UnsafePointer<CChar>?) -> String? { pointer.map { String(cString: $0) } }
@@ -342,7 +348,7 @@ enum Libnftnl {
         try withHeader(message) { nlh in
             let c = nftnl_chain_alloc()!
             defer { nftnl_chain_free(c) }
-            guard nftnl_chain_nlmsg_parse(nlh, c) >= 0 else { throw parseFailed("chain") }
+            try parse("chain") { nftnl_chain_nlmsg_parse(nlh, c) }
             let table = string(nftnl_chain_get_str(c, UInt16(NFTNL_CHAIN_TABLE.rawValue))) ?? ""
             let name = string(nftnl_chain_get_str(c, UInt16(NFTNL_CHAIN_NAME.rawValue))) ?? ""
             var chain = Chain(name: name)
@@ -362,7 +368,7 @@ enum Libnftnl {
         try withHeader(message) { nlh -> (table: String, set: SetSpec)? in
             let s = nftnl_set_alloc()!
             defer { nftnl_set_free(s) }
-            guard nftnl_set_nlmsg_parse(nlh, s) >= 0 else { throw parseFailed("set") }
+            try parse("set") { nftnl_set_nlmsg_parse(nlh, s) }
             let table = string(nftnl_set_get_str(s, UInt16(NFTNL_SET_TABLE.rawValue))) ?? ""
             let name = string(nftnl_set_get_str(s, UInt16(NFTNL_SET_NAME.rawValue))) ?? ""
             let flags = nftnl_set_get_u32(s, UInt16(NFTNL_SET_FLAGS.rawValue))
@@ -392,14 +398,13 @@ enum Libnftnl {
         try withHeader(message) { nlh in
             let s = nftnl_set_alloc()!
             defer { nftnl_set_free(s) }
-            guard nftnl_set_elems_nlmsg_parse(nlh, s) >= 0 else { throw parseFailed("set elements") }
+            try parse("set elements") { nftnl_set_elems_nlmsg_parse(nlh, s) }
             let table = string(nftnl_set_get_str(s, UInt16(NFTNL_SET_TABLE.rawValue))) ?? ""
             let name = string(nftnl_set_get_str(s, UInt16(NFTNL_SET_NAME.rawValue))) ?? ""
             var out: [KernelElement] = []
             let iterator = nftnl_set_elems_iter_create(s)!
             defer { nftnl_set_elems_iter_destroy(iterator) }
-            var current = nftnl_set_elems_iter_cur(iterator)
-            while let e = current {
+            while let e = nftnl_set_elems_iter_next(iterator) {  // returns the current element, then advances
                 func bytes(_ attribute: Int) -> [UInt8]? {
                     guard nftnl_set_elem_is_set(e, UInt16(attribute)) else { return nil }
                     var length: UInt32 = 0
@@ -421,7 +426,6 @@ enum Libnftnl {
                         & UInt32(NFT_SET_ELEM_INTERVAL_END.rawValue) != 0
                 }
                 out.append(element)
-                current = nftnl_set_elems_iter_next(iterator)
             }
             return (table, name, out)
         }
@@ -432,7 +436,7 @@ enum Libnftnl {
         try withHeader(message) { nlh in
             let r = nftnl_rule_alloc()!
             defer { nftnl_rule_free(r) }
-            guard nftnl_rule_nlmsg_parse(nlh, r) >= 0 else { throw parseFailed("rule") }
+            try parse("rule") { nftnl_rule_nlmsg_parse(nlh, r) }
             let table = string(nftnl_rule_get_str(r, UInt16(NFTNL_RULE_TABLE.rawValue))) ?? ""
             let chain = string(nftnl_rule_get_str(r, UInt16(NFTNL_RULE_CHAIN.rawValue))) ?? ""
             var expressions: [Expression] = []
