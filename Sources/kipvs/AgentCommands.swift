@@ -113,11 +113,19 @@ struct NodeOptions: ParsableArguments {
                    excludeCIDRs: (try? cidrs(ipvsExcludeCidrs, flag: "")) ?? [], dummyInterface: interfaceName)
     }
 
-    func agent(gracePeriod: Duration = GracefulTermination.defaultGracePeriod) throws -> Agent {
-        Agent(ipvs: try openIPVS(), network: try HostNetwork(), node: node(),
-              nodePortCIDRs: try cidrs(nodeportAddresses, flag: "--nodeport-addresses"),
-              packetFilter: PacketFilterReconciler(handle: try KernelNFTables(), config: try packetFilterConfig()),
-              gracePeriod: gracePeriod)
+    func agent(gracePeriod: Duration = GracefulTermination.defaultGracePeriod, logger: Logger? = nil) throws -> Agent {
+        let packetFilter: PacketFilterReconciler?
+        do {
+            packetFilter = PacketFilterReconciler(handle: try KernelNFTables(), config: try packetFilterConfig())
+        } catch let error as NFTablesError where error.meansNoPacketFilter {
+            // IPVS works without it; the operator hears why the packet path is missing.
+            packetFilter = nil
+            logger?.error("this kernel has no nf_tables netlink: masquerading, hairpin, the VIP filter and source ranges are off",
+                          metadata: ["error": "\(error)"])
+        }
+        return Agent(ipvs: try openIPVS(), network: try HostNetwork(), node: node(),
+                     nodePortCIDRs: try cidrs(nodeportAddresses, flag: "--nodeport-addresses"),
+                     packetFilter: packetFilter, gracePeriod: gracePeriod)
     }
 }
 
@@ -177,7 +185,7 @@ struct RunCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusExport.factory(registry: registry))
         let logger = Logger(label: "kipvs")
 
-        let agent = try nodeOptions.agent(gracePeriod: terminationGracePeriod)
+        let agent = try nodeOptions.agent(gracePeriod: terminationGracePeriod, logger: logger)
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

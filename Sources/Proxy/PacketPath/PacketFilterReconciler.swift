@@ -128,5 +128,6 @@ public final class PacketFilterReconciler {
 
 extension NFTablesError {
     /// The kernel has no nf_tables for this table's family (UML's, for one, has it for bridges only).
-    public var meansNoPacketFilter: Bool { errno == EOPNOTSUPP || errno == EAFNOSUPPORT }
+    /// No nfnetlink at all answers EPROTONOSUPPORT when the socket is opened.
+    public var meansNoPacketFilter: Bool { errno == EOPNOTSUPP || errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT }
 }
