@@ -315,23 +315,27 @@ agent_log() {
   echo "$SCRATCH/agent-$1.log"
 }
 
-# sync_count NODE: the syncs NODE's agent has logged so far, counted without a process: the
-# length the log loses when every "] synced" goes, over that marker's length.
-sync_count() {
+# log_count NODE TEXT: how often TEXT occurs in NODE's agent log, counted without a process:
+# the length the log loses when every TEXT goes, over TEXT's length.
+log_count() {
   local log without
   log=$(<"$SCRATCH/agent-$1.log")
-  without=${log//\] synced/}
-  echo $(((${#log} - ${#without}) / 8))
+  without=${log//"$2"/}
+  echo $(((${#log} - ${#without}) / ${#2}))
 }
 
-# agent_wait_syncs NODE N [SECONDS]: until NODE's agent has logged N more syncs than now.
+# agent_wait_syncs NODE N [SECONDS]: until NODE's agent has logged N more syncs than now. Three
+# failed syncs meanwhile end the wait: the agent will not get further by retrying.
 agent_wait_syncs() {
-  local node=$1 want
-  want=$(($(sync_count "$node") + $2))
+  local node=$1 want failed
+  want=$(($(log_count "$node" '] synced') + $2))
+  failed=$(($(log_count "$node" 'sync failed') + 3))
   local deadline=$((SECONDS + ${3:-60}))
-  while (($(sync_count "$node") < want)); do
-    kill -0 "${AGENT_PIDS[$node]}" 2>/dev/null || fail "the agent on node $node exited: $(tail -n 20 "$(agent_log "$node")")"
-    ((SECONDS < deadline)) || fail "no sync on node $node within ${3:-60}s: $(tail -n 20 "$(agent_log "$node")")"
+  while (($(log_count "$node" '] synced') < want)); do
+    kill -0 "${AGENT_PIDS[$node]}" 2>/dev/null || fail "the agent on node $node exited: $(tail -n 20 "$SCRATCH/agent-$node.log")"
+    ((SECONDS < deadline)) || fail "no sync on node $node within ${3:-60}s: $(tail -n 20 "$SCRATCH/agent-$node.log")"
+    (($(log_count "$node" 'sync failed') < failed)) ||
+      fail "the agent on node $node fails to sync: $(tail -n 5 "$SCRATCH/agent-$node.log")"
     nap 0.2
   done
 }
