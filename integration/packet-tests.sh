@@ -16,6 +16,8 @@ readonly TEST_TIMEOUT=${KIPVS_TEST_TIMEOUT:-300}
 readonly SWIFT_SUITES='NFTablesKernelTests|ConntrackKernelTests'
 readonly SWIFT_NAME=swift-PacketKernelTests
 LOGS=
+SWIFT_OUT=
+SWIFT_PID=
 SELECTED=()
 PASSED=0
 FAILED=0
@@ -48,16 +50,31 @@ selected() {
 
 # The bundle exits 0 when the filter matches nothing, so also demand that some test ran.
 swift_tests() {
-  local out rc=0
+  local rc=0
   # The test bundle itself, not `swift test`: loading the package graph in the guest costs minutes.
   local bundle="$REPO/.build/debug/kipvsPackageTests.xctest"
   [[ -x $bundle ]] || { echo "no test bundle at $bundle: run make build first"; return 1; }
-  out=$("$bundle" --testing-library swift-testing --filter "$SWIFT_SUITES" 2>&1) || rc=$?
-  # Keep failures and summaries readable: drop the per-test start and pass lines.
-  grep -Ev "^[[:space:]]*(◇|✔) Test [^ ]+ (started|passed)|^Test Case '.*' (started|passed)" <<<"$out" || true
+  SWIFT_OUT=$(mktemp)
+  # The per-test timeout ends this script with a TERM: say which tests never finished.
+  trap 'kill "$SWIFT_PID" 2>/dev/null; swift_summary; swift_unfinished; exit 124' TERM
+  "$bundle" --testing-library swift-testing --filter "$SWIFT_SUITES" >"$SWIFT_OUT" 2>&1 &
+  SWIFT_PID=$!
+  wait "$SWIFT_PID" || rc=$?
+  swift_summary
   ((rc == 0)) || return "$rc"
-  grep -Eq 'Test run with [1-9][0-9]* tests?|Executed [1-9][0-9]* tests?' <<<"$out" ||
+  grep -Eq 'Test run with [1-9][0-9]* tests?|Executed [1-9][0-9]* tests?' "$SWIFT_OUT" ||
     { echo "no $SWIFT_SUITES test ran: is the test target built (make build)?"; return 1; }
+}
+
+# Keep failures and summaries readable: drop the per-test start and pass lines.
+swift_summary() {
+  grep -Ev "^[[:space:]]*(◇ Test .* started\.|✔ Test .* passed after .*)$|^Test Case '.*' (started|passed)" "$SWIFT_OUT" || true
+}
+
+swift_unfinished() {
+  awk '/^◇ Test [^ ]+ started\./ && $3 != "run" { running[$3] = 1 }
+       /^(✔|✘) Test [^ ]+ / { delete running[$3] }
+       END { for (t in running) print "still running at the timeout: " t }' "$SWIFT_OUT"
 }
 
 run_swift_tests() {
@@ -79,7 +96,11 @@ run_shell_tests() {
 }
 
 main() {
-  if [[ ${1:-} == --swift ]]; then swift_tests; return; fi
+  if [[ ${1:-} == --swift ]]; then
+    trap 'rm -f "$SWIFT_OUT"' EXIT
+    swift_tests
+    return
+  fi
   [[ -e /proc/net/ip_vs ]] || { echo "no IPVS in this kernel: run me through integration/qemu.sh"; exit 1; }
   [[ -x $KIPVS ]] || echo "warning: $KIPVS is missing; the kipvs tests will fail"
   [[ -x $PEER ]] || echo "warning: $PEER is missing (make build compiles it); the packet tests will fail"
