@@ -89,7 +89,9 @@ enum FastRuleLine {
             else { return false }
             f.timeout = UInt32(seconds)
         case UInt8(ascii: "r"):
-            guard f.real == nil, let value = rest.next(), let endpoint = endpoint(value) else { return false }
+            // A port-less real server before the service: the general path refuses it.
+            guard f.real == nil, let value = rest.next(), let endpoint = endpoint(value), endpoint.1 != nil || f.proto != nil
+            else { return false }
             f.real = endpoint
         case UInt8(ascii: "m"): return forwarding(.masquerade)
         case UInt8(ascii: "g"): return forwarding(.directRoute)

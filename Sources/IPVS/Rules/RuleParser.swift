@@ -40,8 +40,10 @@ public struct RuleParseError: Error, Hashable, Sendable, CustomStringConvertible
 /// - `-a`/`-e` default to direct routing (`-g`) and weight 1; direct routing and tunnelling always
 ///   use the service's port; `-r` without a port means the service's port.
 ///
-/// Unlike ipvsadm it reads numbers only: no host or service names. Blank lines, `#` comments and
-/// a leading `ipvsadm` word are ignored. Parsing stops at the first bad line.
+/// Unlike ipvsadm it reads numbers only: no host or service names. Blank lines, comments and a
+/// leading `ipvsadm` word are ignored. A comment is a word that starts with `#` and the rest of
+/// its line; a `#` inside a word is part of the word, so `-m#` is refused as ipvsadm refuses it,
+/// never read as `-m` with the rest of the line dropped. Parsing stops at the first bad line.
 public enum RuleParser {
     public static func parse(_ text: String) -> Result<[Rule], RuleParseError> {
         parse(Array(text.utf8))
@@ -128,10 +130,10 @@ struct LineError: Error {
 
 // MARK: - Words
 
-/// A line cut into words at spaces and tabs, everything from `#` on dropped.
+/// A line cut into words at spaces and tabs, everything from a word that starts with `#` on dropped.
 private enum Words {
     static func split(_ line: ArraySlice<UInt8>) throws(LineError) -> [String] {
-        let code = line.prefix { $0 != UInt8(ascii: "#") }
+        let code = line[..<commentStart(line)]
         if let control = code.first(where: isControl) {
             throw LineError("unexpected control character 0x\(hex(control)); is this a text file?")
         }
@@ -148,6 +150,17 @@ private enum Words {
             words.append(word)
         }
         return words
+    }
+
+    /// Where the comment starts: the first `#` at the start of the line or after a space or tab.
+    static func commentStart(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8>.Index {
+        var previous = UInt8(ascii: " ")
+        for index in line.indices {
+            let byte = line[index]
+            if byte == UInt8(ascii: "#") && isSpace(previous) { return index }
+            previous = byte
+        }
+        return line.endIndex
     }
 
     /// A word as it appears in a message: long ones shortened, so that garbage stays readable.
@@ -358,7 +371,28 @@ private struct LineOptions {
         for setting in command.required where options[setting] == nil {
             throw LineError(setting.missing)
         }
+        try options.checkOrder()
         return options
+    }
+
+    /// Whether `setting` was given before `other` (false when either is missing).
+    func isBefore(_ setting: Setting, _ other: Setting) -> Bool {
+        guard let a = position(setting), let b = position(other) else { return false }
+        return a < b
+    }
+
+    private func position(_ setting: Setting) -> Int? { given.firstIndex { $0.setting == setting } }
+
+    /// ipvsadm reads each option against what the line set before it, so in another order it
+    /// reads another rule: `-6` before `-f` is refused, and `-M` before the address or `-6` is
+    /// read as an IPv4 mask and then reset. Those orders are refused here.
+    private func checkOrder() throws(LineError) {
+        if let ipv6 = self[.ipv6], isBefore(.ipv6, .service) {
+            throw LineError("\(ipv6.spelling) must follow the firewall mark (-f)")
+        }
+        if let mask = self[.netmask], isBefore(.netmask, .service) || isBefore(.netmask, .ipv6) {
+            throw LineError("\(mask.spelling) must follow the service address and -6, which decide how the mask is read")
+        }
     }
 
     /// One option and its value, which is either the next word or, for `--name=value`, attached.
@@ -493,6 +527,10 @@ private extension RuleParser {
     static func realServerKey(of key: VirtualServerKey, _ options: LineOptions) throws(LineError) -> RealServerKey {
         guard let given = options[.realServer] else { throw LineError(Setting.realServer.missing) }
         let (address, port) = try endpoint(given.requiredValue)
+        // ipvsadm gives a port-less real server the service port known when it reads -r.
+        if port == nil, options.isBefore(.realServer, .service) {
+            throw LineError("\(given.spelling) without a port must follow the service address, whose port it takes")
+        }
         var servicePort: UInt16 = 0
         if case .service(_, _, let port) = key { servicePort = port }
         return RealServerKey(address: address, port: port ?? servicePort)
@@ -575,6 +613,8 @@ private extension RuleParser {
     }
 
     static func schedulerName(_ text: String) throws(LineError) -> String {
+        // ipvsadm takes an empty name for its default, wlc: say so rather than guess.
+        guard !text.isEmpty else { throw LineError("empty scheduler name") }
         guard text.utf8.count <= maximumSchedulerNameLength else {
             throw LineError("scheduler name \(Words.quoted(text)) is longer than \(maximumSchedulerNameLength) characters")
         }
@@ -582,6 +622,7 @@ private extension RuleParser {
     }
 
     static func engineName(_ text: String) throws(LineError) -> String {
+        guard !text.isEmpty else { throw LineError("empty persistence engine name") }
         guard text.utf8.count <= maximumEngineNameLength else {
             throw LineError("persistence engine name \(Words.quoted(text)) is longer than \(maximumEngineNameLength) characters")
         }
