@@ -135,6 +135,7 @@ dns_yaml() {
 }
 
 setup() {
+  local start=$SECONDS
   topology_up
   # Load balancers' addresses are routed to node A, as a cloud's would be to some node; the
   # client reaches cluster IPs through node A too, to meet the virtual IP filter.
@@ -150,6 +151,7 @@ setup() {
   serve a "$HOST_PORT"
   agent_wait_syncs a 1 120
   agent_wait_syncs b 1 120
+  echo "setup: topology, peers and both agents' first syncs in $((SECONDS - start))s"
 }
 
 # ---------------------------------------------------------------------------- the paths
