@@ -6,6 +6,7 @@ import KubernetesSource
 import Logging
 import Metrics
 import NFTables
+import Netlink
 import Observability
 import Prometheus
 import Proxy
@@ -123,9 +124,16 @@ struct NodeOptions: ParsableArguments {
             logger?.error("this kernel has no nf_tables netlink: masquerading, hairpin, the VIP filter and source ranges are off",
                           metadata: ["error": "\(error)"])
         }
+        let conntrack: KernelConntrack?
+        do {
+            conntrack = try KernelConntrack()
+        } catch let error as NetlinkError where error.errno == EPROTONOSUPPORT {
+            conntrack = nil
+            logger?.error("this kernel has no nfnetlink: stale UDP flows are left to expire", metadata: ["error": "\(error)"])
+        }
         return Agent(ipvs: try openIPVS(), network: try HostNetwork(), node: node(),
                      nodePortCIDRs: try cidrs(nodeportAddresses, flag: "--nodeport-addresses"),
-                     packetFilter: packetFilter, gracePeriod: gracePeriod)
+                     packetFilter: packetFilter, conntrack: conntrack, gracePeriod: gracePeriod)
     }
 }
 

@@ -1,3 +1,4 @@
+import HostNetwork
 import IPVS
 import NFTables
 
@@ -7,6 +8,10 @@ public struct SyncReport: Sendable {
     public var packetFilter = PacketFilterSummary()
     public var addressesBound = 0
     public var addressesUnbound = 0
+    /// UDP flows whose endpoint went away, deleted so that their next datagram is scheduled anew.
+    public var conntrackEntriesDeleted = 0
+    /// Why stale UDP flows could not be deleted; retried on the next sync.
+    public var conntrackFailure: (any Error)?
     public var warnings: [DesiredState.Warning] = []
 
     public var changed: Bool { ipvs.changed || packetFilter.changed || addressesBound > 0 || addressesUnbound > 0 }
@@ -19,16 +24,21 @@ public final class Agent {
     public let reconciler: Reconciler
     /// nil when the packet path is not programmed (a kernel without nf_tables for IP).
     public private(set) var packetFilter: PacketFilterReconciler?
+    /// nil when stale UDP flows are left to expire.
+    public let conntrack: (any ConntrackHandle)?
+    /// What the last sync whose conntrack cleanup succeeded asked for: the next cleanup's baseline.
+    private var lastCleaned = DesiredState()
     public var node: NodeConfig
     /// `--nodeport-addresses`; empty means every node address.
     public var nodePortCIDRs: [CIDR]
 
     public init(ipvs: any IPVSHandle, network: any NodeNetwork, node: NodeConfig, nodePortCIDRs: [CIDR] = [],
-                packetFilter: PacketFilterReconciler? = nil,
+                packetFilter: PacketFilterReconciler? = nil, conntrack: (any ConntrackHandle)? = nil,
                 gracePeriod: Duration = GracefulTermination.defaultGracePeriod) {
         self.ipvs = ipvs
         self.network = network
         self.packetFilter = packetFilter
+        self.conntrack = conntrack
         self.node = node
         self.nodePortCIDRs = nodePortCIDRs
         self.reconciler = Reconciler(handle: ipvs, gracePeriod: gracePeriod)
@@ -65,8 +75,23 @@ public final class Agent {
         report.ipvs = try reconciler.sync(desired, ownership: Ownership(node: node, desired: desired, boundAddresses: addresses.bound),
                                           now: now, readKernel: readKernel)
         (report.addressesBound, report.addressesUnbound) = try network.bind(vips, current: addresses)
+        cleanStaleFlows(desired, into: &report)
         if let packetFilterError { throw packetFilterError }
         return report
+    }
+
+    /// As kube-proxy: UDP flows to a Service address whose reply source is no longer one of its
+    /// endpoints would keep going nowhere until they expire. A failure is reported, not thrown, and
+    /// the same change is looked at again next time.
+    private func cleanStaleFlows(_ desired: DesiredState, into report: inout SyncReport) {
+        guard let conntrack else { return }
+        let filters = ConntrackCleanup.filters(from: lastCleaned, to: desired)
+        do {
+            if !filters.isEmpty { report.conntrackEntriesDeleted = try conntrack.deleteEntries(matching: filters) }
+            lastCleaned = desired
+        } catch {
+            report.conntrackFailure = error
+        }
     }
 
     /// Stops programming the packet path, for a kernel that cannot hold the table.

@@ -91,9 +91,13 @@ public final class SyncLoop {
             let elapsed = clock.now - start
             for warning in report.warnings { logger.warning("\(warning.object): \(warning.message)") }
             for failure in report.ipvs.failures { logger.error("kernel refused an operation", metadata: ["failure": "\(failure)"]) }
+            if let failure = report.conntrackFailure {
+                logger.error("stale UDP flows not deleted; retrying next sync", metadata: ["error": "\(failure)"])
+            }
             if report.changed {
                 logger.info("synced", metadata: [
-                    "ipvs": "\(report.ipvs)", "addressesBound": "\(report.addressesBound)",
+                    "ipvs": "\(report.ipvs)", "packetFilter": "\(report.packetFilter)",
+                    "conntrackDeleted": "\(report.conntrackEntriesDeleted)", "addressesBound": "\(report.addressesBound)",
                     "addressesUnbound": "\(report.addressesUnbound)", "seconds": "\(elapsed)",
                 ])
             } else {
