@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "CMnl"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "IPVS", "Netlink", "CMnl"]),
         .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "CNftnl"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS", "NFTables"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS", "NFTables", "HostNetwork", "Netlink"]),
         // A Kubernetes API server for tests: list, watch, discovery and injected faults, on loopback.
         .target(
             name: "KubeAPIServer",
