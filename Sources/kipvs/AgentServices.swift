@@ -1,3 +1,5 @@
+import Logging
+import Observability
 import Proxy
 import ServiceLifecycle
 
@@ -27,4 +29,12 @@ struct CancelledOnShutdown<Base: ServiceLifecycle.Service>: ServiceLifecycle.Ser
     func run() async throws {
         try await cancelWhenGracefulShutdown { try await base.run() }
     }
+}
+
+/// The health-check node ports of `agent`'s Services: the observer to add to the sync loop, and the
+/// service that owns the listeners. Every port answers 503 while `/healthz` would.
+func healthCheckNodePorts(agent: Agent, health: HealthMonitor, logger: Logger)
+    -> (observer: any SyncObserver, service: HealthCheckServer) {
+    let server = HealthCheckServer(proxyHealthy: { health.healthz().status == 200 }, logger: logger)
+    return (HealthCheckNodePortUpdater(agent: agent, server: server, logger: logger), server)
 }
