@@ -218,12 +218,14 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let health = HealthMonitor(syncPeriod: ipvsSyncPeriod)
-        loop.observers = [health, SyncMetrics()]
+        let healthChecks = healthCheckNodePorts(agent: agent, health: health, logger: logger)
+        loop.observers = [health, SyncMetrics(), healthChecks.observer]
 
         // In dependency order: the group stops them in reverse on SIGTERM, the kernel state stays.
         var services: [any ServiceLifecycle.Service] = []
         if let kubernetes { services.append(CancelledOnShutdown(kubernetes)) }
         services.append(SyncLoopService(loop: loop))
+        services.append(healthChecks.service)
         if let address = try bindAddress(healthzBindAddress, flag: "--healthz-bind-address") {
             services.append(CancelledOnShutdown(HTTPEndpointServer(address: address, routes: ["/healthz": health.healthz],
                                                                    logger: logger)))

@@ -87,7 +87,8 @@ struct DesiredStateBuilder {
                 }
             }
         }
-        if service.externalTrafficPolicy == .local, service.hasNodePorts, let port = service.healthCheckNodePort {
+        // As HealthCheckNodePorts: only load balancers with the Local policy have one.
+        if service.externalTrafficPolicy == .local, service.type == .loadBalancer, let port = service.healthCheckNodePort {
             state.packetPath.healthCheckNodePorts.insert(port)
         }
     }
