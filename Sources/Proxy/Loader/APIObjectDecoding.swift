@@ -23,7 +23,7 @@ private func decodeAPIObject<T>(_ node: Node, kind: String, source: String,
     let object = Field(node)
     let metadata: ObjectMeta
     do {
-        metadata = try ObjectMeta(object)
+        metadata = try ObjectMeta(object, names: kind == "EndpointSlice" ? .dns1123Subdomain : .dns1123Label)
     } catch {
         throw LoadError(problems: [.init(source: source, object: kind, message: "\(error)")])
     }

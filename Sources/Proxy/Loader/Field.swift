@@ -76,7 +76,7 @@ struct Field {
         var out: [String: String] = [:]
         for (key, value) in mapping {
             guard case .scalar(let k) = key else { throw error("expected string keys") }
-            let field = Field(value, path: "\(path).\(k.string)")
+            let field = Field(value, path: "\(path).\(Excerpt.text(k.string))")
             out[k.string] = field.isNull ? "" : try field.string()
         }
         return out
@@ -87,21 +87,21 @@ struct Field {
         let text = try string()
         guard let value = E(rawValue: text) else {
             let allowed = E.allCases.map(\.rawValue).joined(separator: ", ")
-            throw error("unknown value \"\(text)\" (expected one of \(allowed))")
+            throw error("unknown value \(Excerpt.quoted(text)) (expected one of \(allowed))")
         }
         return value
     }
 
     func ipAddress() throws -> IPAddress {
         let text = try string()
-        guard let address = IPAddress(text) else { throw error("invalid IP address \"\(text)\"") }
+        guard let address = IPAddress(text) else { throw error("invalid IP address \(Excerpt.quoted(text))") }
         return address
     }
 
     /// `10.0.0.0/8`; surrounding spaces are allowed, as the API server trims them.
     func cidr() throws -> CIDR {
         let text = try string()
-        guard let cidr = CIDR(text.trimmingCharacters(in: .whitespaces)) else { throw error("invalid CIDR \"\(text)\"") }
+        guard let cidr = CIDR(text.trimmingCharacters(in: .whitespaces)) else { throw error("invalid CIDR \(Excerpt.quoted(text))") }
         return cidr
     }
 
@@ -115,7 +115,7 @@ struct Field {
     func ipProtocol() throws -> IPProtocol {
         let text = try string()
         guard let value = IPProtocol.allCases.first(where: { $0.description == text }) else {
-            throw error("unknown protocol \"\(text)\" (expected TCP, UDP or SCTP)")
+            throw error("unknown protocol \(Excerpt.quoted(text)) (expected TCP, UDP or SCTP)")
         }
         return value
     }
@@ -125,7 +125,7 @@ struct Field {
 
     private var shortText: String {
         switch node {
-        case .scalar(let s): s.style == .plain ? s.string : "\"\(s.string)\""
+        case .scalar(let s): s.style == .plain ? Excerpt.text(s.string) : Excerpt.quoted(s.string)
         case .mapping: "an object"
         case .sequence: "a list"
         case .alias: "an alias"

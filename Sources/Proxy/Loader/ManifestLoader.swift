@@ -79,7 +79,7 @@ struct ManifestCollector {
                                     as make: (Field, ObjectMeta) throws -> T) -> T? {
         let metadata: ObjectMeta
         do {
-            metadata = try ObjectMeta(object)
+            metadata = try ObjectMeta(object, names: kind == "EndpointSlice" ? .dns1123Subdomain : .dns1123Label)
         } catch {
             problem(in: source, object: "\(kind) at \(object.location ?? "?")", "\(error)")
             return nil

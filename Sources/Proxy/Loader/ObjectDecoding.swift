@@ -4,12 +4,12 @@ import IPVS
 // for those fields. Unknown fields are ignored.
 
 extension ObjectMeta {
-    init(_ object: Field) throws {
+    /// `names` is the rule for `metadata.name`, which differs by kind.
+    init(_ object: Field, names: NameRule) throws {
         let metadata = try object.required("metadata")
-        let name = try metadata.required("name").string()
-        guard !name.isEmpty else { throw FieldError(path: "metadata.name", message: "empty") }
+        let name = try metadata.required("name").name(names)
         // Hand-written manifests often omit the namespace; kubectl would put them in `default`.
-        let namespace = try metadata.optional("namespace")?.string() ?? ""
+        let namespace = try metadata.optional("namespace")?.name(.dns1123Label, allowEmpty: true) ?? ""
         self.init(
             name: name,
             namespace: namespace.isEmpty ? "default" : namespace,
@@ -77,15 +77,14 @@ extension Service.Port {
                 guard (1...65535).contains(number) else { throw target.error("\(number) is out of range 1-65535") }
                 targetPort = .number(UInt16(number))
             } else {
-                let name = try target.string()
-                guard !name.isEmpty else { throw target.error("empty") }
-                targetPort = .name(name)
+                // A container port's name.
+                targetPort = .name(try target.name(.ianaServiceName))
             }
         }
         // The API server writes 0 for "not allocated".
         let nodePort = try field.optional("nodePort").flatMap { try $0.int() == 0 ? nil : $0.port() }
         self.init(
-            name: try field.optional("name")?.string() ?? "",
+            name: try field.optional("name")?.name(.dns1123Label, allowEmpty: true) ?? "",
             protocol: try field.optional("protocol")?.ipProtocol() ?? .tcp,
             port: port,
             targetPort: targetPort,
@@ -148,7 +147,8 @@ extension EndpointSlice.Endpoint {
 extension EndpointSlice.Port {
     init(_ field: Field) throws {
         self.init(
-            name: try field.optional("name")?.string() ?? "",
+            // The name of the Service port it serves.
+            name: try field.optional("name")?.name(.dns1123Label, allowEmpty: true) ?? "",
             port: try field.optional("port")?.port(),
             protocol: try field.optional("protocol")?.ipProtocol() ?? .tcp)
     }
