@@ -109,16 +109,17 @@ available_modules() {
   echo "${have[*]}"
 }
 
+# download KVER: the kernel package into $TMP.
+download() {
+  # apt's download sandbox user cannot write to a root-owned directory.
+  (cd "$TMP" && apt-get download -q -o APT::Sandbox::User=root "linux-image-$1" >&2)
+}
+
+# prepare KVER: from the package in $TMP to $CACHE/KVER.
 prepare() {
   local kver=$1 final=$CACHE/$1
-  local package=linux-image-$kver
-  mkdir -p "$CACHE"
-  TMP=$(mktemp -d "$CACHE/.prepare.XXXXXX")
-  chmod 755 "$TMP"
-  echo "prepare-kernel.sh: preparing $package in $final" >&2
-  # apt's download sandbox user cannot write to a root-owned directory.
-  (cd "$TMP" && apt-get download -q -o APT::Sandbox::User=root "$package" >&2)
-  dpkg-deb -x "$TMP"/"$package"_*.deb "$TMP/root"
+  echo "prepare-kernel.sh: preparing linux-image-$kver in $final" >&2
+  dpkg-deb -x "$TMP"/linux-image-"$kver"_*.deb "$TMP/root"
   rm -f "$TMP"/*.deb
   # The package ships no modules.dep; modprobe -d needs one.
   depmod -b "$TMP/root" "$kver"
@@ -130,6 +131,7 @@ prepare() {
     "$(command -v modprobe)" "$final/root" >"$TMP/modprobe"
   chmod 755 "$TMP/modprobe"
   echo "$kver" >"$TMP/ready"
+  [[ ! -e $final ]] || rm -rf "$final"
   # Another run may have finished first; its copy is as good as ours.
   if ! mv -T "$TMP" "$final" 2>/dev/null; then
     [[ -f $final/ready ]] || die "cannot move the prepared kernel to $final"
@@ -144,9 +146,19 @@ main() {
   [[ -n $kver ]] || die "cannot resolve linux-image-amd64 (apt-get update?) and nothing is cached in $CACHE"
   if [[ ! -f $CACHE/$kver/ready ]]; then
     ((EUID == 0)) || die "run as root to prepare the kernel in $CACHE"
+    mkdir -p "$CACHE"
     trap cleanup EXIT
-    [[ ! -e $CACHE/$kver ]] || rm -rf "${CACHE:?}/$kver"
-    prepare "$kver"
+    TMP=$(mktemp -d "$CACHE/.prepare.XXXXXX")
+    chmod 755 "$TMP"
+    if ! download "$kver"; then
+      # Old package lists name a kernel the archive no longer has.
+      apt-get update >&2 || true
+      kver=$(kernel_version)
+      if [[ ! -f $CACHE/$kver/ready ]]; then
+        download "$kver" || die "cannot download linux-image-$kver"
+      fi
+    fi
+    [[ -f $CACHE/$kver/ready ]] || prepare "$kver"
   fi
   echo "$CACHE/$kver"
 }
