@@ -70,13 +70,13 @@ public final class Reconciler {
     ///
     /// With `readKernel` false the plan is made against the table as the last sync left it (the
     /// last read plus kipvs' own successful writes), re-reading only virtual servers with draining
-    /// real servers, whose connection counts decide their deletion. Any failure forgets that table,
-    /// so the next sync reads the kernel again; periodic resyncs always read it.
+    /// or leaving TCP real servers, whose connection counts decide their deletion. Any failure
+    /// forgets that table, so the next sync reads the kernel again; periodic resyncs always read it.
     public func sync(_ desired: DesiredState, ownership: Ownership, now: ContinuousClock.Instant,
                      readKernel: Bool = true) throws -> SyncSummary {
         let current: [(VirtualServerStatus, [RealServerStatus])]
         do {
-            current = try (readKernel ? nil : try knownTable()) ?? currentTable(desired, ownership: ownership)
+            current = try (readKernel ? nil : try knownTable(desired)) ?? currentTable(desired, ownership: ownership)
         } catch {
             known = nil
             throw error
@@ -111,13 +111,28 @@ public final class Reconciler {
         return summary
     }
 
-    /// The table the last sync left, with draining virtual servers read afresh; nil when unknown.
-    private func knownTable() throws -> [(VirtualServerStatus, [RealServerStatus])]? {
+    /// The table the last sync left, with the real servers of some virtual servers read afresh;
+    /// nil when unknown.
+    private func knownTable(_ desired: DesiredState) throws -> [(VirtualServerStatus, [RealServerStatus])]? {
         guard var table = known else { return nil }
-        for key in Set(termination.drainingSince.keys.map(\.virtualServer)) where table[key] != nil {
+        for key in Self.needingCounts(table, desired: desired, draining: termination) {
             table[key]!.1 = try handle.realServers(of: key)
         }
         return table.keys.sorted().map { table[$0]! }
+    }
+
+    /// Virtual servers whose connection counts the plan will judge: those with draining real
+    /// servers, and TCP ones that stay but lose real servers. The known table's counts are as old
+    /// as the last read, and zero for real servers added since, so they cannot say a real server
+    /// is idle. Virtual servers that go entirely take their real servers with them unread.
+    static func needingCounts(_ table: [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])],
+                              desired: DesiredState, draining: GracefulTermination) -> [VirtualServerKey] {
+        var keys = Set(draining.drainingSince.keys.map(\.virtualServer))
+        for (key, entry) in table where GracefulTermination.drains(key) {
+            guard let want = desired.virtualServers[key] else { continue }
+            if entry.1.contains(where: { want.realServers[$0.server.key] == nil }) { keys.insert(key) }
+        }
+        return keys.filter { table[$0] != nil }.sorted()
     }
 
     static func keyed(_ table: [(VirtualServerStatus, [RealServerStatus])])

@@ -85,15 +85,15 @@ private func plan(_ want: DesiredState, _ current: [(VirtualServerStatus, [RealS
         let want = desired([(changed, [a]), (added, [b])])
         let ownership = Ownership(addresses: want.addresses.union([ip("10.96.0.99")]))
         let leaving = real("10.244.9.9", 8080)
-        let p = plan(want, [status(server, [status(b), status(leaving)]), status(stale, [status(a)])],
+        let p = plan(want, [status(server, [status(b), status(leaving, active: 1)]), status(stale, [status(a)])],
                      ownership: ownership)
         #expect(p.description == """
             -E -t 10.96.0.10:80 -s lc
             -A -t 10.96.0.20:80 -s rr
             -a -t 10.96.0.10:80 -r 10.244.0.5:8080 -m -w 1
-            -e -t 10.96.0.10:80 -r 10.244.1.6:8080 -m -w 0
             -e -t 10.96.0.10:80 -r 10.244.9.9:8080 -m -w 0
             -a -t 10.96.0.20:80 -r 10.244.1.6:8080 -m -w 1
+            -d -t 10.96.0.10:80 -r 10.244.1.6:8080
             -D -t 10.96.0.99:80
             """)
     }
@@ -163,6 +163,24 @@ private func plan(_ want: DesiredState, _ current: [(VirtualServerStatus, [RealS
                         termination: busy.termination, now: t0 + .seconds(120))
         #expect(idle.operations == [.deleteRealServer(vip, b.key)])
         #expect(idle.termination.drainingSince.isEmpty)
+    }
+
+    @Test func removedTCPRealServerWithoutConnectionsIsDeletedAtOnce() {
+        let p = plan(desired([(server, [a])]), [status(server, [status(a, active: 4), status(b)])])
+        #expect(p.operations == [.deleteRealServer(vip, b.key)])
+        #expect(p.termination.drainingSince.isEmpty)
+    }
+
+    @Test(arguments: [(UInt32(1), UInt32(0)), (0, 1), (UInt32.max, UInt32.max)])
+    func activeAndInactiveConnectionsBothHoldARealServer(_ active: UInt32, _ inactive: UInt32) {
+        let p = plan(desired([(server, [a])]), [status(server, [status(a), status(b, active: active, inactive: inactive)])])
+        #expect(p.operations == [.updateRealServer(vip, real("10.244.1.6", 8080, weight: 0))])
+    }
+
+    @Test func aDrainedServerWhoseConnectionsEndedBeforeTheNextPlanIsDeleted() {
+        // Weight 0 in the kernel, idle, nothing remembered (after a restart, say).
+        let p = plan(desired([(server, [a])]), [status(server, [status(a), status(real("10.244.1.6", 8080, weight: 0))])])
+        #expect(p.operations == [.deleteRealServer(vip, b.key)])
     }
 
     @Test func drainingEndsAfterTheGracePeriod() {

@@ -55,14 +55,14 @@ import Glibc
         var shrunk = cluster
         shrunk.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5")])]
 
+        // The node-port copy has no connections: deleted at once; the cluster-IP one drains.
         let draining = try sync(reconciler, shrunk, at: 10)
-        #expect(draining.realServersUpdated == 2)
+        #expect(draining.realServersUpdated == 1)
+        #expect(draining.realServersDeleted == 1)
         #expect(fake.realServers(of: vip).map(\.server.weight) == [1, 0])
-        // The node-port copy had no connections: it goes on the next sync; the cluster-IP one waits.
-        let next = try sync(reconciler, shrunk, at: 20)
-        #expect(next.realServersDeleted == 1)
+        #expect(fake.realServers(of: tcp("192.168.1.10", 30080)).map(\.server.key) == [rkey("10.244.0.5", 8080)])
+        #expect(try sync(reconciler, shrunk, at: 20) == SyncSummary())
         #expect(fake.realServers(of: vip).count == 2)
-        #expect(try sync(reconciler, shrunk, at: 30) == SyncSummary())
 
         fake.setConnections(active: 0, inactive: 0, of: rkey("10.244.1.6", 8080), in: vip)
         let drained = try sync(reconciler, shrunk, at: 40)
@@ -134,6 +134,7 @@ import Glibc
         let reconciler = Reconciler(handle: fake)
         _ = try sync(reconciler, cluster)
         fake.setConnections(active: 1, inactive: 0, of: rkey("10.244.1.6", 8080), in: vip)
+        fake.setConnections(active: 1, inactive: 0, of: rkey("10.244.1.6", 8080), in: tcp("192.168.1.10", 30080))
         var shrunk = cluster
         shrunk.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5")])]
 
@@ -217,6 +218,61 @@ import Glibc
         #expect(try sync(reconciler, cluster, readKernel: false, at: 1) == SyncSummary())
         #expect(try sync(reconciler, cluster, readKernel: true, at: 30).realServersAdded == 1)
         #expect(fake.realServers(of: vip).count == 1)
+    }
+
+    @Test func aRealServerAddedSinceTheLastReadIsReadBeforeItIsJudgedIdle() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        _ = try sync(reconciler, cluster, readKernel: true)
+        var grown = cluster
+        grown.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5"), endpoint("10.244.0.6")])]
+        _ = try sync(reconciler, grown, readKernel: false, at: 1)
+        // Traffic reaches the new real server; the known table still says it has none.
+        fake.setConnections(active: 1, inactive: 2, of: rkey("10.244.0.6", 8080), in: vip)
+        let reads = fake.realServerReads.count
+
+        let summary = try sync(reconciler, cluster, readKernel: false, at: 2)
+        #expect(fake.realServerReads.dropFirst(reads) == [vip])
+        #expect(summary.realServersUpdated == 1)
+        #expect(summary.realServersDeleted == 0)
+        #expect(fake.realServers(of: vip).map(\.server.weight) == [1, 0])
+    }
+
+    @Test func anIdleRealServerLeavingBetweenResyncsIsDeletedInTheSameSync() throws {
+        let fake = FakeIPVS()
+        let reconciler = Reconciler(handle: fake)
+        var grown = cluster
+        grown.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5"), endpoint("10.244.0.6")])]
+        _ = try sync(reconciler, grown, readKernel: true)
+        let reads = fake.realServerReads.count
+
+        let summary = try sync(reconciler, cluster, readKernel: false, at: 1)
+        #expect(summary.realServersDeleted == 1)
+        #expect(fake.realServerReads.dropFirst(reads) == [vip])
+        #expect(fake.realServers(of: vip).map(\.server.key) == [rkey("10.244.0.5", 8080)])
+    }
+
+    @Test func onlyVirtualServersThatLoseTCPRealServersAreRead() {
+        let dns = udp("10.96.0.53", 53)
+        let gone = tcp("10.96.0.99", 80)
+        let other = tcp("10.96.0.20", 80)
+        func entry(_ key: VirtualServerKey, _ reals: [RealServer]) -> (VirtualServerKey, (VirtualServerStatus, [RealServerStatus])) {
+            (key, (VirtualServerStatus(server: VirtualServer(key: key, scheduler: "rr")), reals.map { RealServerStatus(server: $0) }))
+        }
+        let table = Dictionary(uniqueKeysWithValues: [
+            entry(vip, [real("10.244.0.5", 8080), real("10.244.0.6", 8080)]),
+            entry(dns, [real("10.244.0.9", 53)]),
+            entry(gone, [real("10.244.0.7", 80)]),
+            entry(other, [real("10.244.0.8", 80)]),
+        ])
+        let name = ServicePortName(namespace: "default", name: "web", port: "", protocol: .tcp)
+        let desired = DesiredState(virtualServers: [
+            vip: DesiredVirtualServer(server: VirtualServer(key: vip, scheduler: "rr"), realServers: [real("10.244.0.5", 8080)], service: name),
+            dns: DesiredVirtualServer(server: VirtualServer(key: dns, scheduler: "rr"), service: name),
+            other: DesiredVirtualServer(server: VirtualServer(key: other, scheduler: "rr"),
+                                        realServers: [real("10.244.0.8", 80), real("10.244.0.1", 80)], service: name),
+        ])
+        #expect(Reconciler.needingCounts(table, desired: desired, draining: GracefulTermination()) == [vip])
     }
 
     @Test func aRefusedOperationMakesTheNextSyncReadTheKernel() throws {

@@ -1,8 +1,8 @@
 import IPVS
 
-/// Real servers being drained: set to weight 0 so that they get no new connections, and deleted
-/// once their connections are gone or the grace period is over. The caller keeps this between
-/// plans; time is passed in.
+/// Real servers being drained: leaving TCP real servers that still had connections, set to weight
+/// 0 so that they get no new ones, and deleted once those are gone or the grace period is over.
+/// The caller keeps this between plans; time is passed in.
 public struct GracefulTermination: Hashable, Sendable {
     public struct Key: Hashable, Sendable {
         public var virtualServer: VirtualServerKey

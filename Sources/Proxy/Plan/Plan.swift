@@ -3,7 +3,8 @@ import IPVS
 /// The operations that take the kernel's table from what it holds to what is desired, touching
 /// only what kipvs owns. Ordered so that every step is valid on its own: virtual servers are
 /// added or updated, then real servers added or updated, then real servers deleted, then virtual
-/// servers deleted.
+/// servers deleted. A leaving real server is judged by the connection counts in `current`, so
+/// those must have been read from the kernel just before.
 public struct Plan: Hashable, Sendable, CustomStringConvertible {
     public var operations: [IPVSOperation]
     /// The draining bookkeeping to pass to the next plan.
@@ -88,10 +89,13 @@ private struct Planner {
         }
     }
 
-    /// Drains a TCP real server before deleting it; deletes others at once.
+    /// As kube-proxy: a leaving real server without connections is deleted at once; a TCP one
+    /// with connections goes to weight 0 and is deleted when they are gone or the grace period
+    /// is over. UDP and SCTP real servers are deleted at once in any case.
     private mutating func retire(_ status: RealServerStatus, of key: VirtualServerKey) {
         let delete = IPVSOperation.deleteRealServer(key, status.server.key)
-        guard GracefulTermination.drains(key) else { return realServerDeletes.append(delete) }
+        let connections = UInt64(status.activeConnections) + UInt64(status.inactiveConnections)
+        guard GracefulTermination.drains(key), connections > 0 else { return realServerDeletes.append(delete) }
 
         let id = GracefulTermination.Key(virtualServer: key, realServer: status.server.key)
         let since = previous.drainingSince[id] ?? now
@@ -100,8 +104,7 @@ private struct Planner {
             quiesced.weight = 0
             realServerChanges.append(.updateRealServer(key, quiesced))
             next.drainingSince[id] = since
-        } else if UInt64(status.activeConnections) + UInt64(status.inactiveConnections) == 0
-                    || now >= since + previous.gracePeriod {
+        } else if now >= since + previous.gracePeriod {
             realServerDeletes.append(delete)
         } else {
             next.drainingSince[id] = since
