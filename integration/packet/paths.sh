@@ -257,11 +257,11 @@ udp_conntrack() {
 }
 
 # table_shape: kipvs' table on node A as "CHAIN:RULES ..." (rule counts per chain, in order),
-# which a flush changes and a repair restores; set elements are left out, since a hash set
-# lists them in no fixed order.
+# which a flush changes and a repair restores; set elements are left out (--terse), since a
+# hash set lists them in no fixed order.
 table_shape() {
   local listing
-  listing=$(nft list table inet kipvs 2>&1) || { echo "nft list table inet kipvs failed: $listing"; return; }
+  listing=$(nft --terse list table inet kipvs 2>&1) || { echo "nft list table inet kipvs failed: $listing"; return; }
   awk '/^\tchain / { chain = $2; order[++k] = chain; rules[chain] = 0; next }
        chain != "" && /^\t}/ { chain = ""; next }
        chain != "" && NF && $1 != "type" { rules[chain]++ }
@@ -298,6 +298,13 @@ nftables_table() {
   else
     bad "table inet kipvs on node A: ${shape:-no chains}"
     return
+  fi
+  # An operator's `nft list ruleset` reads every element back as nft's own types describe them.
+  local listing
+  if listing=$(nft list table inet kipvs 2>&1); then
+    ok "nft lists the table with its set elements"
+  else
+    bad "nft lists the table with its set elements: $(grep -m 1 -E 'Assertion|Error' <<<"$listing" || tail -n 1 <<<"$listing")"
   fi
   tamper "nft flush table" flush table inet kipvs
   tamper "nft delete table" delete table inet kipvs
