@@ -9,6 +9,11 @@ extension ManifestLoader {
     /// `..data` links and editors' temporary files). Any problem anywhere fails the whole load,
     /// so the caller keeps its last good state.
     public static func load(paths: [String]) throws(LoadError) -> ClusterState {
+        try collect(paths: paths).result()
+    }
+
+    /// The files read, for callers that look at more than the state (see `FileSource`).
+    static func collect(paths: [String]) -> ManifestCollector {
         var collector = ManifestCollector()
         for path in paths {
             let files: [String]
@@ -22,18 +27,45 @@ extension ManifestLoader {
                 continue
             }
             for file in files {
-                guard let data = FileManager.default.contents(atPath: file) else {
-                    collector.problem(in: file, "cannot be read")
-                    continue
+                switch read(file) {
+                case .success(let text): collector.add(text, source: file)
+                case .failure(let error): collector.problem(in: file, error.message)
                 }
-                guard let text = String(data: data, encoding: .utf8) else {
-                    collector.problem(in: file, "is not UTF-8 text")
-                    continue
-                }
-                collector.add(text, source: file)
             }
         }
-        return try collector.result()
+        return collector
+    }
+
+    /// A manifest file's text, read no further than the size limit: a file that grows while it
+    /// is read, or a device that never ends, is refused rather than read without bound.
+    static func read(_ file: String) -> Result<String, PathError> {
+        let attributes: [FileAttributeKey: Any]
+        let handle: FileHandle
+        do {
+            attributes = try FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: file).resolvingSymlinksInPath().path)
+            guard attributes[.type] as? FileAttributeType == .typeRegular else {
+                return .failure(PathError(message: "is not a regular file"))
+            }
+            let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+            guard size <= TextLimits.fileBytes else {
+                return .failure(PathError(message: "is \(size) bytes; manifests over \(TextLimits.fileBytes >> 20) MiB are refused"))
+            }
+            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+        } catch {
+            return .failure(PathError(message: "cannot be read: \(error.localizedDescription)"))
+        }
+        defer { try? handle.close() }  // read-only: closing cannot lose anything
+        let data: Data
+        do {
+            data = try handle.read(upToCount: TextLimits.fileBytes + 1) ?? Data()
+        } catch {
+            return .failure(PathError(message: "cannot be read: \(error.localizedDescription)"))
+        }
+        guard data.count <= TextLimits.fileBytes else {
+            return .failure(PathError(message: "is over \(TextLimits.fileBytes >> 20) MiB; manifests that large are refused"))
+        }
+        guard let text = String(data: data, encoding: .utf8) else { return .failure(PathError(message: "is not UTF-8 text")) }
+        return .success(text)
     }
 
     /// The manifest files `path` stands for, in name order: itself if it is a file.
@@ -55,6 +87,6 @@ extension ManifestLoader {
     }
 }
 
-private struct PathError: Error {
+struct PathError: Error {
     var message: String
 }

@@ -1,6 +1,6 @@
 import Yams
 
-/// Reads Services and EndpointSlices from manifest text: YAML (one or many documents) or JSON,
+/// Reads Services, EndpointSlices and Nodes from manifest text: YAML (one or many documents) or JSON,
 /// single objects or `kind: List` (what `kubectl get svc,endpointslices -A -o yaml` prints).
 /// Other kinds and unknown fields are ignored; invalid objects fail the whole load.
 public enum ManifestLoader {
@@ -16,6 +16,8 @@ public enum ManifestLoader {
 struct ManifestCollector {
     private(set) var state = ClusterState()
     private(set) var problems: [LoadError.Problem] = []
+    /// Sources that held no object at all (empty, only comments, or only empty documents).
+    private(set) var emptySources: [String] = []
     /// `Service default/web` → the source that defined it.
     private var definedIn: [String: String] = [:]
 
@@ -29,17 +31,19 @@ struct ManifestCollector {
     }
 
     mutating func add(_ text: String, source: String) {
+        guard text.utf8.count <= TextLimits.fileBytes else {
+            return problem(in: source, "is \(text.utf8.count) bytes; manifests over \(TextLimits.fileBytes >> 20) MiB are refused")
+        }
+        var objects = 0
         do {
-            // Fields are read by their text and style (see Field), never by resolved tag: the basic
-            // resolver skips the per-scalar pattern matching that dominates large files.
-            var documents = try Yams.compose_all(yaml: text, .basic)
-            while let document = documents.next() {
+            try YAMLText.forEachDocument(in: text) { document in
+                if document.null == nil { objects += 1 }
                 addObject(Field(document), source: source)
             }
-            if let error = documents.error { throw error }
         } catch {
-            problem(in: source, "invalid YAML or JSON: \(error)")
+            problem(in: source, "\(error)")
         }
+        if objects == 0 { emptySources.append(source) }
     }
 
     private mutating func addObject(_ object: Field, source: String) {
@@ -70,6 +74,8 @@ struct ManifestCollector {
             if let slice = decode(object, kind: kind, source: source, as: EndpointSlice.init) {
                 state.endpointSlices.append(slice)
             }
+        case ("v1", "Node"):
+            if let node = node(object, source: source) { state.nodes.append(node) }
         default:
             break  // Not ours (and `Service` of another API group, e.g. Knative's, is not a v1 Service).
         }
