@@ -277,10 +277,8 @@ tamper() {
   local what=$1 before
   shift
   before=$(table_shape)
+  # No look at the damage: the agent may repair it before a second nft process starts.
   nft "$@" || { bad "nft $*: failed"; return; }
-  local damaged
-  damaged=$(table_shape)
-  [[ $damaged != "$before" ]] || bad "$what changed nothing to repair: $damaged"
   if eventually 20 shape_is "$before"; then
     ok "table restored after $what: $before"
   else
@@ -306,8 +304,28 @@ nftables_table() {
   else
     bad "nft lists the table with its set elements: $(grep -m 1 -E 'Assertion|Error' <<<"$listing" || tail -n 1 <<<"$listing")"
   fi
+  # A connection open across both repairs must live on: they rebuild rules, not connections.
+  local hold_log=$SCRATCH/hold.log hold_pid
+  in_ns client "$PEER" hold "$NODE_A" "$NP_B" --timeout "$WAIT" >"$hold_log" 2>&1 &
+  hold_pid=$!
+  PIDS+=("$hold_pid")
   tamper "nft flush table" flush table inet kipvs
   tamper "nft delete table" delete table inet kipvs
+  held "$hold_pid" "$hold_log"
+}
+
+# held PID LOG: the holding client still runs, and answers keep coming from pod b1.
+held() {
+  local answers before
+  mapfile -t answers <"$2"
+  before=${#answers[@]}
+  nap 2.5
+  mapfile -t answers <"$2"
+  if kill -0 "$1" 2>/dev/null && ((${#answers[@]} > before)) && [[ ${answers[-1]} == "b1 "* ]]; then
+    ok "client -> NodePort on node A -> pod b1, one connection held through both repairs: ${#answers[@]} answers"
+  else
+    bad "client -> NodePort on node A -> pod b1, one connection held through both repairs: ${answers[*]: -3}"
+  fi
 }
 
 # ---------------------------------------------------------------------------- main
