@@ -54,8 +54,9 @@ public final class FakeNFTables: NFTablesHandle {
         case .addChain(let name, let chain):
             guard var table = tables[name] else { return ENOENT }
             if let existing = table.chain(chain.name) {
-                // Without NLM_F_EXCL an existing chain is updated; its hook cannot change.
-                if let hook = chain.hook, hook != existing.hook { return EEXIST }
+                // Without NLM_F_EXCL an existing chain is updated: a regular one cannot become a
+                // base chain, and a base chain's hook cannot change.
+                if let hook = chain.hook, hook != existing.hook { return existing.hook == nil ? EEXIST : EOPNOTSUPP }
                 return nil
             }
             table.chains.append(chain)

@@ -8,9 +8,10 @@ import Glibc
 public final class KernelNFTables: NFTablesHandle {
     public let connection: NetlinkConnection
 
-    public init() throws {
+    /// The receive buffer holds the replies to one transaction: an ack, or an error per refused message.
+    public init(receiveBuffer: Int = 8 << 20) throws {
         do {
-            connection = try NetlinkConnection(protocol: Libnftnl.netlinkProtocol)
+            connection = try NetlinkConnection(protocol: Libnftnl.netlinkProtocol, receiveBuffer: receiveBuffer)
         } catch let error as NetlinkError {
             throw NFTablesError(errno: error.errno, operation: error.operation)
         }
@@ -74,16 +75,16 @@ public final class KernelNFTables: NFTablesHandle {
         let batch = plan.encode(firstSequence: first)
         let last = first &+ UInt32(plan.messageCount)
         let failures: [(sequence: UInt32, errno: Int32)]
+        let operation = "commit \(operations.count) nf_tables operations"
         do {
-            failures = try connection.transact(batch, firstSequence: first, lastSequence: last,
-                                               operation: "commit \(operations.count) nf_tables operations")
+            failures = try connection.transact(batch, firstSequence: first, lastSequence: last, operation: operation)
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno, operation: error.operation)
+            throw NFTablesError(errno: error.errno, operation: operation)  // ENOBUFS: isStateUnknown
         }
         // The kernel reports every refused message at the end, in order; the first one names the culprit.
         guard let failure = failures.first else { return }
         guard let index = plan.operationIndex(ofMessage: Int(failure.sequence &- first) - 1) else {
-            throw NFTablesError(errno: failure.errno, operation: "commit \(operations.count) nf_tables operations")
+            throw NFTablesError(errno: failure.errno, operation: operation)
         }
         throw NFTablesError(errno: failure.errno, operationIndex: index, operation: operations[index].description)
     }

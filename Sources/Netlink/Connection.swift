@@ -124,6 +124,9 @@ public final class NetlinkConnection {
             do {
                 messages = try receive(operation: operation)
             } catch let error as NetlinkError where error.errno == ENOBUFS {
+                // The kernel answered the whole batch inside sendmsg: what was not dropped is queued.
+                // Drain it, so that later requests on this socket find their own replies.
+                while try !receive(operation: operation, wait: false).isEmpty {}
                 throw NetlinkError(errno: ENOBUFS, operation: "\(operation): replies lost (kernel state unknown)")
             }
             for message in messages where message.isError {

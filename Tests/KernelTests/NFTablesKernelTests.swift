@@ -233,7 +233,8 @@ enum NFTVenue: String, CustomStringConvertible, Sendable {
         if venue == .kernel { try nft.commit([.deleteTable(table)]) }
     }
 
-    /// Adding what exists (table, chains, sets) is accepted and changes nothing; a chain's hook cannot change.
+    /// Adding what exists (table, chains, sets) is accepted and changes nothing; a chain's hook
+    /// cannot change, nor a regular chain become a base chain, nor a set change its type.
     @Test(arguments: NFTVenue.available)
     func addingWhatExistsIsAccepted(venue: NFTVenue) throws {
         let nft = try handle(venue)
@@ -244,8 +245,13 @@ enum NFTVenue: String, CustomStringConvertible, Sendable {
         #expect(snapshot.sets == Self.sets)
         #expect(snapshot.rules == Self.rules)
         let moved = Chain(name: "nat-prerouting", hook: ChainHook(type: .nat, hook: .output, priority: ChainHook.dstnat))
-        expectFailure(errno: nil, index: 0) { try nft.commit([.addChain(table, moved)]) }
+        expectFailure(errno: EOPNOTSUPP, index: 0) { try nft.commit([.addChain(table, moved)]) }
+        let hooked = Chain(name: "services", hook: ChainHook(type: .filter, hook: .input, priority: 0))
+        expectFailure(errno: EEXIST, index: 1) { try nft.commit([.addTable(table), .addChain(table, hooked)]) }
+        let retyped = SetSpec(name: "services4", key: [.ipv4Address, .inetProtocol, .inetService], interval: true)
+        expectFailure(errno: EEXIST, index: 0) { try nft.commit([.addSet(table, retyped)]) }
         #expect(try nft.table(table)?.chains == Self.chains)
+        #expect(try nft.table(table)?.sets == Self.sets)
         if venue == .kernel { try nft.commit([.deleteTable(table)]) }
     }
 
@@ -321,13 +327,32 @@ enum NFTVenue: String, CustomStringConvertible, Sendable {
         if venue == .kernel { try nft.commit([.deleteTable(table)]) }
     }
 
+    /// More refusals than the receive buffer holds: the lost replies make the outcome unknown, and
+    /// the error says so instead of passing for success. (The kernel still applied nothing here.)
+    @Test(arguments: NFTVenue.available.filter { $0 == .kernel })
+    func lostRepliesAreReportedAsUnknownState(venue: NFTVenue) throws {
+        _ = try handle(venue)
+        let nft = try KernelNFTables(receiveBuffer: 4 * 1024)
+        try nft.commit(everything)
+        let missing = (0..<2_000).map { i in
+            NFTOperation.deleteElements(table, set: "services4", [SetElement(key: [10, 200, UInt8(i >> 8), UInt8(i & 0xff)] + Self.proto(6) + Self.port(80))])
+        }
+        #expect {
+            try nft.commit(missing)
+        } throws: { error in
+            (error as? NFTablesError)?.description == "commit 2000 nf_tables operations: replies lost, whether the kernel applied it is unknown (ENOBUFS)"
+        }
+        #expect(try nft.table(table)?.elements == Self.elements)
+        try nft.commit([.deleteTable(table)])
+    }
+
     /// Expects `body` to throw an `NFTablesError` for operation `index`, with `errno` unless nil.
-    func expectFailure(errno: Int32?, index: Int, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+    func expectFailure(errno: Int32, index: Int, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
         do {
             try body()
             Issue.record("expected a failure of operation \(index)", sourceLocation: sourceLocation)
         } catch let error as NFTablesError {
-            if let errno { #expect(error.errno == errno, "\(error)", sourceLocation: sourceLocation) }
+            #expect(error.errno == errno, "\(error)", sourceLocation: sourceLocation)
             #expect(error.operationIndex == index, "\(error)", sourceLocation: sourceLocation)
         } catch {
             Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
