@@ -207,7 +207,8 @@ struct RunCommand: AsyncParsableCommand {
         case .file(let path):
             source = FileSource(path: path)
         case .kubernetes:
-            let api = try KubernetesSource(connection: try kubernetesOptions.connection(), logger: logger)
+            let api = try KubernetesSource(connection: try kubernetesOptions.connection(), nodeName: agent.node.nodeName,
+                                           logger: logger)
             kubernetes = api
             source = api
         }

@@ -38,7 +38,7 @@ import Yams
         #expect(Set(try Self.manifests().keys) == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "DaemonSet"])
     }
 
-    @Test func clusterRoleReadsServicesAndEndpointSlicesOnly() throws {
+    @Test func clusterRoleReadsServicesEndpointSlicesAndNodesOnly() throws {
         let role = try #require(try Self.manifests()["ClusterRole"])
         let rules = try #require(role["rules"] as? [[String: Any]])
         let granted = Set(rules.flatMap { rule -> [String] in
@@ -49,7 +49,7 @@ import Yams
             return groups.flatMap { group in resources.flatMap { resource in verbs.map { "\(group)/\(resource):\($0)" } } }
         })
         #expect(granted == [
-            "/services:get", "/services:list", "/services:watch",
+            "/services:get", "/services:list", "/services:watch", "/nodes:get", "/nodes:list", "/nodes:watch",
             "discovery.k8s.io/endpointslices:get", "discovery.k8s.io/endpointslices:list", "discovery.k8s.io/endpointslices:watch",
         ])
     }

@@ -153,7 +153,7 @@ func loadError(paths: [String]) -> LoadError? {
                 "kubernetes.io/service-name": "web",
                 "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"]),
             addressType: .ipv4,
-            endpoints: [endpoint("10.244.0.5", .ready, node: "node-a"),
+            endpoints: [EndpointSlice.Endpoint(addresses: [ip("10.244.0.5")], nodeName: "node-a", podName: "web-0"),
                         endpoint("10.244.1.6", .servingTerminating),
                         endpoint("10.244.2.7", .ready)],
             ports: [EndpointSlice.Port(name: "http", port: 8080), EndpointSlice.Port(name: "", port: 9090),

@@ -55,7 +55,9 @@ struct APIClient: Sendable {
     private func send(_ path: String, query: [String], deadline: NIODeadline) async throws(APIRequestError)
         -> HTTPClientResponse {
         let base = connection.server.hasSuffix("/") ? String(connection.server.dropLast()) : connection.server
-        var request = HTTPClientRequest(url: "\(base)\(path)?\(query.joined(separator: "&"))")
+        // A path may carry its own query (a field selector).
+        let separator = path.contains("?") ? "&" : "?"
+        var request = HTTPClientRequest(url: "\(base)\(path)\(separator)\(query.joined(separator: "&"))")
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "kipvs")
         do {

@@ -68,7 +68,7 @@ public struct DesiredState: Hashable, Sendable {
 
     /// Computes the desired state with kube-proxy's IPVS-mode semantics.
     public init(_ cluster: ClusterState, node: NodeConfig) {
-        var builder = DesiredStateBuilder(node: node)
+        var builder = DesiredStateBuilder(node: node.observing(cluster))
         let slices = Dictionary(grouping: cluster.endpointSlices.filter { !$0.isForAnotherProxy && $0.serviceName != nil }) {
             ServiceReference(namespace: $0.metadata.namespace, name: $0.serviceName!)
         }

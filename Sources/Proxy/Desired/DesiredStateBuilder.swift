@@ -34,7 +34,7 @@ struct DesiredStateBuilder {
             for family in families {
                 let candidates = EndpointCandidate.candidates(for: port, family: family, in: slices,
                                                               nodeName: node.nodeName)
-                let cluster = candidates.selected(localOnly: false)
+                let cluster = candidates.clusterEndpoints(of: service, on: node)
                 let local = candidates.selected(localOnly: true)
                 let internalReals = service.internalTrafficPolicy == .local ? local : cluster
                 let externalReals = service.externalTrafficPolicy == .local ? local : cluster

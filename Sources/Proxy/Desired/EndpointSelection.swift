@@ -5,6 +5,12 @@ struct EndpointCandidate: Hashable {
     var key: RealServerKey
     var conditions: EndpointSlice.Conditions
     var isLocal: Bool
+    /// What topology needs: the slice's hints, and what to derive them from when it has none.
+    var hints = EndpointSlice.Hints()
+    var nodeName: String?
+    var zone: String?
+    /// `targetRef.name` of a Pod, for endpoint weights.
+    var podName: String?
 
     /// Ready beats serving-and-terminating beats anything else.
     var rank: Int {
@@ -26,7 +32,9 @@ extension EndpointCandidate {
                 guard let address = endpoint.addresses.first, address.family == family else { continue }
                 let isLocal = !nodeName.isEmpty && endpoint.nodeName == nodeName
                 let candidate = EndpointCandidate(key: RealServerKey(address: address, port: number),
-                                                  conditions: endpoint.conditions, isLocal: isLocal)
+                                                  conditions: endpoint.conditions, isLocal: isLocal,
+                                                  hints: endpoint.hints, nodeName: endpoint.nodeName,
+                                                  zone: endpoint.zone, podName: endpoint.podName)
                 if let existing = byKey[candidate.key] {
                     // The same pod in two slices (e.g. during a slice rewrite): keep the better view of it.
                     var merged = existing.rank >= candidate.rank ? existing : candidate
@@ -42,11 +50,12 @@ extension EndpointCandidate {
 }
 
 extension Array where Element == EndpointCandidate {
-    /// kube-proxy's choice: the ready endpoints; when there are none, the ones still serving while
-    /// terminating, so that a rolling update of the last pods does not drop traffic; never others.
-    func selected(localOnly: Bool) -> [RealServer] {
+    /// kube-proxy's choice: the ready endpoints (for the Cluster policy, those `topology` keeps);
+    /// when there are none, the ones still serving while terminating, so that a rolling update of
+    /// the last pods does not drop traffic; never others.
+    func selected(localOnly: Bool, topology: TopologyMode = .all) -> [RealServer] {
         let pool = localOnly ? filter(\.isLocal) : self
-        var chosen = pool.filter(\.conditions.ready)
+        var chosen = pool.filter { $0.conditions.ready && (localOnly || topology.keeps($0)) }
         if chosen.isEmpty {
             chosen = pool.filter { $0.conditions.serving && $0.conditions.terminating }
         }

@@ -59,7 +59,8 @@ extension Service {
                 .list().compactMap(LoadBalancerIngress.init) ?? [],
             loadBalancerSourceRanges: try spec?.optional("loadBalancerSourceRanges")?.list().map { try $0.cidr() } ?? [],
             // The API server writes 0 for "not allocated".
-            healthCheckNodePort: try spec?.optional("healthCheckNodePort").flatMap { try $0.int() == 0 ? nil : $0.port() })
+            healthCheckNodePort: try spec?.optional("healthCheckNodePort").flatMap { try $0.int() == 0 ? nil : $0.port() },
+            trafficDistribution: try TrafficDistribution.decode(spec?.optional("trafficDistribution")))
     }
 
     private enum AffinityName: String, CaseIterable {
@@ -140,7 +141,10 @@ extension EndpointSlice.Endpoint {
                 ready: try conditions?.optional("ready")?.bool() ?? true,
                 serving: try conditions?.optional("serving")?.bool() ?? true,
                 terminating: try conditions?.optional("terminating")?.bool() ?? false),
-            nodeName: try field.optional("nodeName")?.string())
+            nodeName: try field.optional("nodeName")?.string(),
+            zone: try field.optional("zone")?.string(),
+            hints: try EndpointSlice.Hints(field.optional("hints")),
+            podName: try Self.podName(field))
     }
 }
 

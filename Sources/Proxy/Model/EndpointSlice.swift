@@ -36,15 +36,37 @@ public struct EndpointSlice: Hashable, Sendable {
         public static let notReady = Conditions(ready: false, serving: false, terminating: false)
     }
 
+    /// `endpoints[].hints`: where the EndpointSlice controller wants the endpoint used.
+    public struct Hints: Hashable, Sendable {
+        /// `forZones[].name`
+        public var forZones: Set<String>
+        /// `forNodes[].name`
+        public var forNodes: Set<String>
+
+        public init(forZones: Set<String> = [], forNodes: Set<String> = []) {
+            self.forZones = forZones
+            self.forNodes = forNodes
+        }
+    }
+
     public struct Endpoint: Hashable, Sendable {
         public var addresses: [IPAddress]
         public var conditions: Conditions
         public var nodeName: String?
+        /// `zone`: the zone of the endpoint's node.
+        public var zone: String?
+        public var hints: Hints
+        /// `targetRef.name` when the target is a Pod.
+        public var podName: String?
 
-        public init(addresses: [IPAddress], conditions: Conditions = .ready, nodeName: String? = nil) {
+        public init(addresses: [IPAddress], conditions: Conditions = .ready, nodeName: String? = nil,
+                    zone: String? = nil, hints: Hints = Hints(), podName: String? = nil) {
             self.addresses = addresses
             self.conditions = conditions
             self.nodeName = nodeName
+            self.zone = zone
+            self.hints = hints
+            self.podName = podName
         }
     }
 

@@ -15,6 +15,12 @@ public struct Service: Hashable, Sendable {
         case local = "Local"
     }
 
+    /// `spec.trafficDistribution`; the older `PreferClose` means `PreferSameZone`.
+    public enum TrafficDistribution: String, Hashable, Sendable, CaseIterable {
+        case preferSameZone = "PreferSameZone"
+        case preferSameNode = "PreferSameNode"
+    }
+
     public enum SessionAffinity: Hashable, Sendable {
         case none
         case clientIP(timeoutSeconds: UInt32)
@@ -90,13 +96,14 @@ public struct Service: Hashable, Sendable {
     public var loadBalancerSourceRanges: [CIDR]
     /// `spec.healthCheckNodePort`: where kipvs answers load-balancer health checks (externalTrafficPolicy Local).
     public var healthCheckNodePort: UInt16?
+    public var trafficDistribution: TrafficDistribution?
 
     public init(metadata: ObjectMeta, type: ServiceType = .clusterIP, clusterIPs: [IPAddress] = [],
                 isHeadless: Bool = false, ports: [Port] = [], externalIPs: [IPAddress] = [],
                 sessionAffinity: SessionAffinity = .none, externalTrafficPolicy: TrafficPolicy = .cluster,
                 internalTrafficPolicy: TrafficPolicy = .cluster, ipFamilies: [IPAddress.Family] = [],
                 loadBalancerIngress: [LoadBalancerIngress] = [], loadBalancerSourceRanges: [CIDR] = [],
-                healthCheckNodePort: UInt16? = nil) {
+                healthCheckNodePort: UInt16? = nil, trafficDistribution: TrafficDistribution? = nil) {
         self.metadata = metadata
         self.type = type
         self.clusterIPs = clusterIPs
@@ -110,6 +117,7 @@ public struct Service: Hashable, Sendable {
         self.loadBalancerIngress = loadBalancerIngress
         self.loadBalancerSourceRanges = loadBalancerSourceRanges
         self.healthCheckNodePort = healthCheckNodePort
+        self.trafficDistribution = trafficDistribution
     }
 
     /// Whether NodePort virtual servers exist for this Service (LoadBalancer implies NodePort).

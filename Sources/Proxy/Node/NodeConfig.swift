@@ -17,18 +17,31 @@ public struct NodeConfig: Hashable, Sendable {
     public var excludeCIDRs: [CIDR]
     /// The dummy interface that holds the virtual IPs.
     public var dummyInterface: String
+    /// The node's `topology.kubernetes.io/zone`, matched against endpoints' zone hints; nil when
+    /// unknown. Taken from the Node object when the source has it (see `observing(_:)`).
+    public var zone: String?
 
     public static let defaultNodePortRange: ClosedRange<UInt16> = 30000...32767
 
     public init(nodeName: String, nodePortAddresses: [IPAddress] = [], scheduler: IPVSScheduler = .roundRobin,
                 nodePortRange: ClosedRange<UInt16> = NodeConfig.defaultNodePortRange, excludeCIDRs: [CIDR] = [],
-                dummyInterface: String = "kipvs0") {
+                dummyInterface: String = "kipvs0", zone: String? = nil) {
         self.nodeName = nodeName
         self.nodePortAddresses = nodePortAddresses
         self.scheduler = scheduler
         self.nodePortRange = nodePortRange
         self.excludeCIDRs = excludeCIDRs
         self.dummyInterface = dummyInterface
+        self.zone = zone
+    }
+
+    /// This configuration with what the cluster's Node object of this node says: its zone.
+    /// Without that object the configuration stays as it is.
+    public func observing(_ cluster: ClusterState) -> NodeConfig {
+        guard let node = cluster.node(named: nodeName) else { return self }
+        var config = self
+        config.zone = node.zone
+        return config
     }
 
     /// Parses `30000-32767` (the API server's notation) or a single port.
