@@ -55,8 +55,8 @@ public final class FakeNFTables: NFTablesHandle {
             guard var table = tables[name] else { return ENOENT }
             if let existing = table.chain(chain.name) {
                 // Without NLM_F_EXCL an existing chain is updated: a regular one cannot become a
-                // base chain, and a base chain's hook cannot change.
-                if let hook = chain.hook, hook != existing.hook { return existing.hook == nil ? EEXIST : EOPNOTSUPP }
+                // base chain, and a base chain's hook cannot change (6.1 answers EEXIST, later kernels EOPNOTSUPP).
+                if let hook = chain.hook, hook != existing.hook { return EEXIST }
                 return nil
             }
             table.chains.append(chain)
