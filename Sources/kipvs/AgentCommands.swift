@@ -14,14 +14,17 @@ import ServiceLifecycle
 
 /// Flags shared by `run`, `plan` and `cleanup`, named as kube-proxy's where the meaning is the same.
 struct NodeOptions: ParsableArguments {
+    @Option(help: "kube-proxy's configuration file (KubeProxyConfiguration v1alpha1, YAML or JSON); flags given here win over it.")
+    var config: String?
+
     @Option(help: "The node's name, for the Local traffic policies (default: $NODE_NAME, else the host name).")
     var hostnameOverride: String?
 
-    @Option(help: "Comma-separated CIDRs whose node addresses NodePorts use (default: every node address).")
+    @Option(help: "Comma-separated CIDRs whose node addresses NodePorts use, or primary: the addresses of the default route's interface (default: every node address).")
     var nodeportAddresses: String?
 
-    @Option(help: "Default IPVS scheduler; a Service may pick another with the kipvs.io/scheduler annotation.")
-    var ipvsScheduler = "rr"
+    @Option(help: "Default IPVS scheduler (default: rr); a Service may pick another with the kipvs.io/scheduler annotation.")
+    var ipvsScheduler: String?
 
     @Option(help: "Comma-separated CIDRs whose virtual servers kipvs never deletes.")
     var ipvsExcludeCidrs: String?
@@ -44,56 +47,48 @@ struct NodeOptions: ParsableArguments {
     @Option(help: "With --detect-local-mode BridgeInterface: the bridge the pods are on.")
     var podBridgeInterface: String?
 
-    @Flag(help: "Masquerade all traffic to cluster IPs, from pods too.")
-    var masqueradeAll = false
+    @Flag(inversion: .prefixedNo, help: "Masquerade all traffic to cluster IPs, from pods too (default: off).")
+    var masqueradeAll: Bool?
 
     func validate() throws {
-        guard IPVSScheduler(rawValue: ipvsScheduler) != nil else {
-            throw ValidationError("--ipvs-scheduler: unknown scheduler \(ipvsScheduler)")
-        }
         guard NodeConfig.parsePortRange(serviceNodePortRange) != nil else {
             throw ValidationError("--service-node-port-range: expected LOW-HIGH, got \(serviceNodePortRange)")
         }
-        _ = try cidrs(nodeportAddresses, flag: "--nodeport-addresses")
-        _ = try cidrs(ipvsExcludeCidrs, flag: "--ipvs-exclude-cidrs")
-        _ = try localTraffic()
-        if let problem = node().problems.first { throw ValidationError(problem) }
+        let config = try configuration()
+        _ = try localTraffic(config)
+        if let problem = node(config).problems.first { throw ValidationError(problem) }
     }
 
-    /// kube-proxy's `--detect-local-mode`, from the flags that go with it.
-    func localTraffic() throws -> LocalTrafficDetector {
-        let clusterCIDRs = try cidrs(clusterCidr, flag: "--cluster-cidr")
-        func list(_ text: String?) -> [String] {
-            (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
-        switch detectLocalMode ?? (clusterCIDRs.isEmpty ? "" : "ClusterCIDR") {
-        case "":
+    /// kube-proxy's `--detect-local-mode` (`detectLocalMode`), from the settings that go with it.
+    func localTraffic(_ config: KubeProxyConfiguration) throws -> LocalTrafficDetector {
+        let clusterCIDRs = config.clusterCIDRs ?? []
+        switch config.detectLocalMode ?? (clusterCIDRs.isEmpty ? nil : .clusterCIDR) {
+        case nil:
             return .none
-        case "ClusterCIDR":
-            guard !clusterCIDRs.isEmpty else { throw ValidationError("--detect-local-mode ClusterCIDR needs --cluster-cidr") }
+        case .clusterCIDR:
+            guard !clusterCIDRs.isEmpty else {
+                throw ValidationError("--detect-local-mode ClusterCIDR needs --cluster-cidr (clusterCIDR)")
+            }
             return .clusterCIDR(clusterCIDRs)
-        case "InterfaceNamePrefix":
-            let prefixes = list(podInterfaceNamePrefix)
-            guard !prefixes.isEmpty else {
-                throw ValidationError("--detect-local-mode InterfaceNamePrefix needs --pod-interface-name-prefix")
+        case .interfaceNamePrefix:
+            guard let prefixes = config.interfaceNamePrefixes, !prefixes.isEmpty else {
+                throw ValidationError("--detect-local-mode InterfaceNamePrefix needs --pod-interface-name-prefix (detectLocal.interfaceNamePrefix)")
             }
             return .interfaceNamePrefix(prefixes)
-        case "BridgeInterface":
-            guard let bridge = podBridgeInterface, !bridge.isEmpty, bridge.utf8.count <= 15 else {
-                throw ValidationError("--detect-local-mode BridgeInterface needs --pod-bridge-interface (1-15 characters)")
+        case .bridgeInterface:
+            guard let bridge = config.bridgeInterface, !bridge.isEmpty, bridge.utf8.count <= 15 else {
+                throw ValidationError("--detect-local-mode BridgeInterface needs --pod-bridge-interface (detectLocal.bridgeInterface), 1-15 characters")
             }
             return .bridgeInterface(bridge)
-        case let mode:
-            throw ValidationError("--detect-local-mode: \(mode) is not one of ClusterCIDR, InterfaceNamePrefix, BridgeInterface")
         }
     }
 
-    func packetFilterConfig() throws -> PacketFilterConfig {
-        PacketFilterConfig(localTraffic: try localTraffic(), masqueradeAll: masqueradeAll)
+    func packetFilterConfig(_ config: KubeProxyConfiguration) throws -> PacketFilterConfig {
+        PacketFilterConfig(localTraffic: try localTraffic(config), masqueradeAll: config.masqueradeAll ?? false)
     }
 
-    func cidrs(_ text: String?, flag: String) throws -> [CIDR] {
-        guard let text, !text.isEmpty else { return [] }
+    func cidrs(_ text: String, flag: String) throws -> [CIDR] {
+        if text.isEmpty { return [] }
         return try text.split(separator: ",").map { part in
             guard let cidr = CIDR(String(part).trimmingCharacters(in: .whitespaces)) else {
                 throw ValidationError("\(flag): not a CIDR: \(part)")
@@ -102,22 +97,23 @@ struct NodeOptions: ParsableArguments {
         }
     }
 
-    var nodeName: String {
-        if let hostnameOverride, !hostnameOverride.isEmpty { return hostnameOverride.lowercased() }
+    func nodeName(_ config: KubeProxyConfiguration) -> String {
+        if let hostnameOverride = config.hostnameOverride, !hostnameOverride.isEmpty { return hostnameOverride.lowercased() }
         if let env = ProcessInfo.processInfo.environment["NODE_NAME"], !env.isEmpty { return env.lowercased() }
         return ProcessInfo.processInfo.hostName.lowercased()
     }
 
-    func node() -> NodeConfig {
-        NodeConfig(nodeName: nodeName, scheduler: IPVSScheduler(rawValue: ipvsScheduler) ?? .roundRobin,
+    func node(_ config: KubeProxyConfiguration) -> NodeConfig {
+        NodeConfig(nodeName: nodeName(config), scheduler: config.scheduler ?? KubeProxyConfiguration.defaultScheduler,
                    nodePortRange: NodeConfig.parsePortRange(serviceNodePortRange) ?? NodeConfig.defaultNodePortRange,
-                   excludeCIDRs: (try? cidrs(ipvsExcludeCidrs, flag: "")) ?? [], dummyInterface: interfaceName)
+                   excludeCIDRs: config.excludeCIDRs ?? [], dummyInterface: interfaceName)
     }
 
-    func agent(gracePeriod: Duration = GracefulTermination.defaultGracePeriod, logger: Logger? = nil) throws -> Agent {
+    func agent(_ config: KubeProxyConfiguration, gracePeriod: Duration = GracefulTermination.defaultGracePeriod,
+               logger: Logger? = nil) throws -> Agent {
         let packetFilter: PacketFilterReconciler?
         do {
-            packetFilter = PacketFilterReconciler(handle: try KernelNFTables(), config: try packetFilterConfig())
+            packetFilter = PacketFilterReconciler(handle: try KernelNFTables(), config: try packetFilterConfig(config))
         } catch let error as NFTablesError where error.meansNoPacketFilter {
             // IPVS works without it; the operator hears why the packet path is missing.
             packetFilter = nil
@@ -131,8 +127,8 @@ struct NodeOptions: ParsableArguments {
             conntrack = nil
             logger?.error("this kernel has no nfnetlink: stale UDP flows are left to expire", metadata: ["error": "\(error)"])
         }
-        return Agent(ipvs: try openIPVS(), network: try HostNetwork(), node: node(),
-                     nodePortCIDRs: try cidrs(nodeportAddresses, flag: "--nodeport-addresses"),
+        return Agent(ipvs: try openIPVS(), network: try HostNetwork(), node: node(config),
+                     nodePortCIDRs: try nodePortCIDRs(config),
                      packetFilter: packetFilter, conntrack: conntrack, gracePeriod: gracePeriod)
     }
 }
@@ -147,20 +143,29 @@ struct RunCommand: AsyncParsableCommand {
 
     @Flag(help: "Sync once from a file source and exit; the exit status says whether the sync succeeded.") var once = false
 
-    @Option(help: "Shortest time between two syncs; changes within it coalesce (e.g. 1s, 500ms).", transform: parseDuration)
-    var ipvsMinSyncPeriod: Duration = .seconds(1)
+    @Option(help: "Shortest time between two syncs; changes within it coalesce (e.g. 1s, 500ms; default 1s).", transform: parseDuration)
+    var ipvsMinSyncPeriod: Duration?
 
-    @Option(help: "Longest time between two syncs: a full resync repairs changes made behind kipvs' back.", transform: parseDuration)
-    var ipvsSyncPeriod: Duration = .seconds(30)
+    @Option(help: "Longest time between two syncs: a full resync repairs changes made behind kipvs' back (default 30s).", transform: parseDuration)
+    var ipvsSyncPeriod: Duration?
+
+    @Option(help: "IPVS idle timeout of TCP connections, set at start; 0 leaves the kernel's value (the default).", transform: parseDuration)
+    var ipvsTcpTimeout: Duration?
+
+    @Option(help: "IPVS timeout of TCP connections after a FIN, set at start; 0 leaves the kernel's value (the default).", transform: parseDuration)
+    var ipvsTcpfinTimeout: Duration?
+
+    @Option(help: "IPVS timeout of UDP flows, set at start; 0 leaves the kernel's value (the default).", transform: parseDuration)
+    var ipvsUdpTimeout: Duration?
 
     @Option(help: "How long a removed TCP real server may drain at weight 0 before it is deleted.", transform: parseDuration)
     var terminationGracePeriod: Duration = .seconds(900)
 
-    @Option(help: "Where /healthz is served, HOST:PORT; empty turns it off.")
-    var healthzBindAddress = "0.0.0.0:10256"
+    @Option(help: "Where /healthz is served, HOST:PORT (default 0.0.0.0:10256); empty turns it off.")
+    var healthzBindAddress: String?
 
-    @Option(help: "Where /metrics is served, HOST:PORT; empty turns it off.")
-    var metricsBindAddress = "127.0.0.1:10249"
+    @Option(help: "Where /metrics is served, HOST:PORT (default 127.0.0.1:10249); empty turns it off.")
+    var metricsBindAddress: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
@@ -169,14 +174,18 @@ struct RunCommand: AsyncParsableCommand {
     var verbosity: Int?
 
     func validate() throws {
-        if once, try sourceOptions.choice(kubeconfigGiven: kubernetesOptions.kubeconfig != nil) == .kubernetes {
+        let config = try configuration()
+        if once, try sourceOptions.choice(kubeconfigGiven: config.kubeconfig != nil) == .kubernetes {
             throw ValidationError("--once reads a file source: use --source file:PATH")
         }
-        _ = try bindAddress(healthzBindAddress, flag: "--healthz-bind-address")
-        _ = try bindAddress(metricsBindAddress, flag: "--metrics-bind-address")
+        _ = try bindAddress(config.healthzBindAddress, default: KubeProxyConfiguration.defaultHealthzBindAddress,
+                            flag: "--healthz-bind-address")
+        _ = try bindAddress(config.metricsBindAddress, default: KubeProxyConfiguration.defaultMetricsBindAddress,
+                            flag: "--metrics-bind-address")
     }
 
-    func bindAddress(_ text: String, flag: String) throws -> BindAddress? {
+    func bindAddress(_ value: String?, default defaultValue: String, flag: String) throws -> BindAddress? {
+        let text = value ?? defaultValue
         if text.isEmpty { return nil }
         guard let address = BindAddress(text) else { throw ValidationError("\(flag): expected HOST:PORT, got \(text)") }
         return address
@@ -193,7 +202,19 @@ struct RunCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusExport.factory(registry: registry))
         let logger = Logger(label: "kipvs")
 
-        let agent = try nodeOptions.agent(gracePeriod: terminationGracePeriod, logger: logger)
+        let config = try configuration()
+        for note in config.ignored { logger.notice("configuration file field ignored", metadata: ["field": "\(note)"]) }
+        let agent = try nodeOptions.agent(config, gracePeriod: terminationGracePeriod, logger: logger)
+        // The kernel leaves a timeout of 0 as it is, so one request sets only those given.
+        if config.ipvsTimeouts != Timeouts(tcp: 0, tcpFin: 0, udp: 0) {
+            do {
+                try agent.ipvs.setTimeouts(config.ipvsTimeouts)
+            } catch {
+                throw ValidationFailure("setting the IPVS timeouts \(config.ipvsTimeouts): \(error)")
+            }
+            let set = config.ipvsTimeouts
+            logger.info("IPVS timeouts set", metadata: ["tcp": "\(set.tcp)", "tcpFin": "\(set.tcpFin)", "udp": "\(set.udp)"])
+        }
         var name = utsname()
         uname(&name)
         let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -203,22 +224,25 @@ struct RunCommand: AsyncParsableCommand {
 
         var kubernetes: KubernetesSource?
         let source: any ClusterSource
-        switch try sourceOptions.choice(kubeconfigGiven: kubernetesOptions.kubeconfig != nil) {
+        switch try sourceOptions.choice(kubeconfigGiven: config.kubeconfig != nil) {
         case .file(let path):
             source = FileSource(path: path)
         case .kubernetes:
-            let api = try KubernetesSource(connection: try kubernetesOptions.connection(), nodeName: agent.node.nodeName,
+            var connection = kubernetesOptions
+            connection.kubeconfig = config.kubeconfig
+            let api = try KubernetesSource(connection: try connection.connection(), nodeName: agent.node.nodeName,
                                            logger: logger)
             kubernetes = api
             source = api
         }
-        let loop = SyncLoop(agent: agent, source: source, minSyncPeriod: ipvsMinSyncPeriod, syncPeriod: ipvsSyncPeriod,
-                            logger: logger)
+        let syncPeriod = config.syncPeriod ?? KubeProxyConfiguration.defaultSyncPeriod
+        let loop = SyncLoop(agent: agent, source: source, minSyncPeriod: config.minSyncPeriod ?? KubeProxyConfiguration.defaultMinSyncPeriod,
+                            syncPeriod: syncPeriod, logger: logger)
         if once {
             guard loop.runOnce() else { throw ExitCode.failure }
             return
         }
-        let health = HealthMonitor(syncPeriod: ipvsSyncPeriod)
+        let health = HealthMonitor(syncPeriod: syncPeriod)
         let healthChecks = healthCheckNodePorts(agent: agent, health: health, logger: logger)
         loop.observers = [health, SyncMetrics(), healthChecks.observer]
 
@@ -227,11 +251,13 @@ struct RunCommand: AsyncParsableCommand {
         if let kubernetes { services.append(CancelledOnShutdown(kubernetes)) }
         services.append(SyncLoopService(loop: loop))
         services.append(healthChecks.service)
-        if let address = try bindAddress(healthzBindAddress, flag: "--healthz-bind-address") {
+        if let address = try bindAddress(config.healthzBindAddress, default: KubeProxyConfiguration.defaultHealthzBindAddress,
+                                         flag: "--healthz-bind-address") {
             services.append(CancelledOnShutdown(HTTPEndpointServer(address: address, routes: ["/healthz": health.healthz],
                                                                    logger: logger)))
         }
-        if let address = try bindAddress(metricsBindAddress, flag: "--metrics-bind-address") {
+        if let address = try bindAddress(config.metricsBindAddress, default: KubeProxyConfiguration.defaultMetricsBindAddress,
+                                         flag: "--metrics-bind-address") {
             services.append(CancelledOnShutdown(HTTPEndpointServer(
                 address: address, routes: ["/metrics": { PrometheusExport.response(registry) }], logger: logger)))
         }
@@ -256,7 +282,7 @@ struct PlanCommand: ParsableCommand {
         } catch let error as LoadError {
             throw ValidationFailure("plan: \(error)")
         }
-        let agent = try nodeOptions.agent()
+        let agent = try nodeOptions.agent(try nodeOptions.configuration())
         let result = try agent.plan(cluster)
         for warning in result.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
         for address in result.bind { print("# bind \(address) to \(agent.node.dummyInterface)") }
@@ -276,7 +302,7 @@ struct CleanupCommand: ParsableCommand {
     @OptionGroup var nodeOptions: NodeOptions
 
     func run() throws {
-        let summary = try nodeOptions.agent().cleanup()
+        let summary = try nodeOptions.agent(try nodeOptions.configuration()).cleanup()
         print("removed \(summary.virtualServersDeleted) virtual servers and \(nodeOptions.interfaceName)")
         if !summary.failures.isEmpty {
             throw ValidationFailure(summary.failures.map { "cleanup: \($0)" }.joined(separator: "\n"))
