@@ -16,10 +16,11 @@ readonly HC_LOCAL=32000 HC_LOCAL_B=32001
 readonly HOST_PORT=9999
 # The UDP flow of the conntrack check: its fixed source port.
 readonly FLOW_PORT=40053
-# What a pod sees when node A masquerades: one of node A's own addresses.
-readonly NODE_A_SOURCES="($CNI_A|$NODE_A)"
-# Short waits: a broken path costs this much, and the checks that expect silence wait it out.
-readonly WAIT=3
+# What a pod sees when node A masquerades: one of node A's own addresses (a regex).
+readonly NODE_A_SOURCES="(${CNI_A//./\\.}|${NODE_A//./\\.})"
+# How long a request waits for its answer: what a broken path costs. The checks that expect
+# silence wait SILENCE out.
+readonly WAIT=5 SILENCE=3
 FAILURES=0
 
 ok() {
@@ -75,7 +76,7 @@ check_many() {
 check_refused() {
   local what=$1 from=$2 proto=$3 address=$4 port=$5 also=${6:-refused}
   local answer
-  answer=$(peer "$from" "$proto" "$address" "$port" --timeout "$WAIT")
+  answer=$(peer "$from" "$proto" "$address" "$port" --timeout "$SILENCE")
   if [[ $answer == refused || $answer == "$also" ]]; then
     ok "$what ($proto): $answer"
   else
@@ -218,11 +219,11 @@ check_health() {
 }
 
 health_check_node_ports() {
-  check_health "health-check node port on node A, a local endpoint" "$HC_LOCAL" 200 1
-  check_health "health-check node port on node A, no local endpoint" "$HC_LOCAL_B" 503 0
+  check_health "health-check node port on node A, a local endpoint" "$HC_LOCAL" 200 1 10
+  check_health "health-check node port on node A, no local endpoint" "$HC_LOCAL_B" 503 0 10
   # The local endpoint moves to node B: node A's health check turns unhealthy.
   local_yaml b1 | manifest_write local
-  check_health "health-check node port on node A after its endpoint moved away" "$HC_LOCAL" 503 0 20
+  check_health "health-check node port on node A after its endpoint moved away" "$HC_LOCAL" 503 0 30
 }
 
 # flow_entry: conntrack's entry of the UDP flow pod a1 -> dns, answered by pod a2.
@@ -239,7 +240,7 @@ udp_conntrack() {
   fi
   # The endpoint moves to node B; a stale entry would keep sending the flow to pod a2.
   dns_yaml b1 | manifest_write dns
-  if eventually 20 eval '! flow_to_a2'; then
+  if eventually 30 eval '! flow_to_a2'; then
     ok "conntrack entry to the removed endpoint deleted"
   else
     bad "conntrack entry to the removed endpoint deleted: $(conntrack -L -p udp 2>&1)"
@@ -279,7 +280,7 @@ tamper() {
   before=$(table_shape)
   # No look at the damage: the agent may repair it before a second nft process starts.
   nft "$@" || { bad "nft $*: failed"; return; }
-  if eventually 20 shape_is "$before"; then
+  if eventually 30 shape_is "$before"; then
     ok "table restored after $what: $before"
   else
     bad "table restored after $what: expected $before; got: $(table_shape)"
