@@ -382,8 +382,9 @@ static int http(const struct options *o) {
     long long deadline = now_ms() + o->timeout_ms;
     int fd = connect_tcp(o, deadline);
     char request[LINE_MAX_LEN];
-    int length = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                          o->path, o->address);
+    bool v6 = strchr(o->address, ':') != NULL;
+    int length = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nConnection: close\r\n\r\n",
+                          o->path, v6 ? "[" : "", o->address, v6 ? "]" : "");
     if (send(fd, request, (size_t)length, MSG_NOSIGNAL) < 0) refused_or_die(errno, "send");
     // Until the server closes: Connection: close asked it to.
     static char response[65536];
