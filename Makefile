@@ -5,7 +5,6 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 SWIFT ?= swift
-CC ?= gcc
 UML := integration/uml.sh
 QEMU := integration/qemu.sh
 PEER := .build/peer
