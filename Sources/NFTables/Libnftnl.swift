@@ -161,6 +161,10 @@ enum Libnftnl {
 
     static func rule(_ table: TableName, _ rule: Rule, setIDs: [String: UInt32], flags: UInt16, sequence: UInt32,
                      into batch: MessageBatch) {
+        // libnftnl writes without bounds checks: refuse, before writing, what could pass the room.
+        let bound = 512 + table.name.utf8.count + rule.chain.utf8.count + (rule.comment?.utf8.count ?? 0)
+            + rule.expressions.reduce(0) { $0 + $1.encodedSizeBound }
+        precondition(bound <= messageRoom, "rule in chain \(rule.chain) too large for one message")
         let r = nftnl_rule_alloc()!
         defer { nftnl_rule_free(r) }
         nftnl_rule_set_str(r, UInt16(NFTNL_RULE_TABLE.rawValue), table.name)
@@ -532,6 +536,19 @@ enum Libnftnl {
             return .counter
         default:
             throw fail()
+        }
+    }
+}
+
+extension Expression {
+    /// More than the bytes it takes in a NEWRULE message: names, attribute headers and nests, data.
+    var encodedSizeBound: Int {
+        switch self {
+        case .compare(_, _, let data), .immediate(_, let data): 128 + data.count
+        case .bitwise(_, _, let mask, let xor): 128 + mask.count + xor.count
+        case .lookup(let set, _, _, _): 128 + set.utf8.count
+        case .verdict(.jump(let chain)), .verdict(.goto(let chain)): 128 + chain.utf8.count
+        default: 128
         }
     }
 }
