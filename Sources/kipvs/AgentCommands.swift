@@ -161,7 +161,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "How long a removed TCP real server may drain at weight 0 before it is deleted.", transform: parseDuration)
     var terminationGracePeriod: Duration = .seconds(900)
 
-    @Option(help: "Where /healthz is served, HOST:PORT (default 0.0.0.0:10256); empty turns it off.")
+    @Option(help: "Where /healthz and /livez are served, HOST:PORT (default 0.0.0.0:10256); empty turns them off.")
     var healthzBindAddress: String?
 
     @Option(help: "Where /metrics is served, HOST:PORT (default 127.0.0.1:10249); empty turns it off.")
@@ -242,7 +242,7 @@ struct RunCommand: AsyncParsableCommand {
             guard loop.runOnce() else { throw ExitCode.failure }
             return
         }
-        let health = HealthMonitor(syncPeriod: syncPeriod)
+        let health = HealthMonitor(syncPeriod: syncPeriod, nodeName: agent.node.nodeName)
         let healthChecks = healthCheckNodePorts(agent: agent, health: health, logger: logger)
         loop.observers = [health, SyncMetrics(), healthChecks.observer]
 
@@ -253,8 +253,8 @@ struct RunCommand: AsyncParsableCommand {
         services.append(healthChecks.service)
         if let address = try bindAddress(config.healthzBindAddress, default: KubeProxyConfiguration.defaultHealthzBindAddress,
                                          flag: "--healthz-bind-address") {
-            services.append(CancelledOnShutdown(HTTPEndpointServer(address: address, routes: ["/healthz": health.healthz],
-                                                                   logger: logger)))
+            services.append(CancelledOnShutdown(HTTPEndpointServer(
+                address: address, routes: ["/healthz": health.healthz, "/livez": health.livez], logger: logger)))
         }
         if let address = try bindAddress(config.metricsBindAddress, default: KubeProxyConfiguration.defaultMetricsBindAddress,
                                          flag: "--metrics-bind-address") {

@@ -32,9 +32,10 @@ struct CancelledOnShutdown<Base: ServiceLifecycle.Service>: ServiceLifecycle.Ser
 }
 
 /// The health-check node ports of `agent`'s Services: the observer to add to the sync loop, and the
-/// service that owns the listeners. Every port answers 503 while `/healthz` would.
+/// service that owns the listeners. Every port answers 503 while syncs are overdue; as with
+/// kube-proxy, the node's own state does not count there (its local endpoints do).
 func healthCheckNodePorts(agent: Agent, health: HealthMonitor, logger: Logger)
     -> (observer: any SyncObserver, service: HealthCheckServer) {
-    let server = HealthCheckServer(proxyHealthy: { health.healthz().status == 200 }, logger: logger)
+    let server = HealthCheckServer(proxyHealthy: { health.isSyncHealthy }, logger: logger)
     return (HealthCheckNodePortUpdater(agent: agent, server: server, logger: logger), server)
 }

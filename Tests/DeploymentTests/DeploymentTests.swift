@@ -102,10 +102,10 @@ import Yams
         #expect(nodeName[path: "valueFrom", "fieldRef", "fieldPath"] as? String == "spec.nodeName")
     }
 
-    @Test func probesAskHealthz() throws {
+    @Test func livenessAsksLivezAndReadinessHealthz() throws {
         let container = try Self.agentContainer()
-        for probe in ["livenessProbe", "readinessProbe"] {
-            #expect(container[path: probe, "httpGet", "path"] as? String == "/healthz", "\(probe)")
+        for (probe, path) in [("livenessProbe", "/livez"), ("readinessProbe", "/healthz")] {
+            #expect(container[path: probe, "httpGet", "path"] as? String == path, "\(probe)")
             #expect(container[path: probe, "httpGet", "port"] as? Int == 10256, "\(probe)")
         }
         #expect((container["args"] as? [String])?.contains("--source=kubernetes") == true)

@@ -48,15 +48,58 @@ import Testing
         let overdue = monitor.healthz()
         #expect(overdue.status == 503)
         #expect(overdue.contentType == "application/json")
-        let body = try #require(try JSONSerialization.jsonObject(with: Data(overdue.body)) as? [String: String])
-        #expect(body["lastUpdated"] == "")
-        #expect(body["currentTime"] == "2023-11-14T22:14:21.000Z")
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(overdue.body)) as? [String: Any])
+        #expect(body["lastUpdated"] as? String == "")
+        #expect(body["currentTime"] as? String == "2023-11-14T22:14:21.000Z")
+        #expect(body["nodeEligible"] as? Bool == true)
+        #expect(monitor.livez().status == 503)
 
         monitor.syncFinished(SyncRecord(started: .now, duration: .milliseconds(3), result: .success(SyncReport())))
         let healthy = monitor.healthz()
         #expect(healthy.status == 200)
-        let updated = try #require(try JSONSerialization.jsonObject(with: Data(healthy.body)) as? [String: String])
-        #expect(updated["lastUpdated"] == "2023-11-14T22:14:21.000Z")
+        let updated = try #require(try JSONSerialization.jsonObject(with: Data(healthy.body)) as? [String: Any])
+        #expect(updated["lastUpdated"] as? String == "2023-11-14T22:14:21.000Z")
+    }
+
+    static let ready = ClusterNode(name: "node-a")
+    static let deleting = ClusterNode(name: "node-a", isBeingDeleted: true)
+    static let scaledDown = ClusterNode(name: "node-a", taints: [.init(key: "ToBeDeletedByClusterAutoscaler", effect: "NoSchedule")])
+
+    @Test(arguments: [deleting, scaledDown])
+    func aNodeGoingAwayFailsHealthzButNotLivez(_ node: ClusterNode) throws {
+        let monitor = HealthMonitor(syncPeriod: .seconds(30), nodeName: "node-a", now: { t0 })
+        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [ClusterNode(name: "node-b", isBeingDeleted: true), Self.ready]))
+        #expect(monitor.healthz().status == 200)
+
+        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [node]))
+        let healthz = monitor.healthz()
+        #expect(healthz.status == 503)
+        let body = try #require(try JSONSerialization.jsonObject(with: Data(healthz.body)) as? [String: Any])
+        #expect(body["nodeEligible"] as? Bool == false)
+        let livez = monitor.livez()
+        #expect(livez.status == 200)
+        let live = try #require(try JSONSerialization.jsonObject(with: Data(livez.body)) as? [String: Any])
+        #expect(live["nodeEligible"] == nil)
+        #expect(monitor.isSyncHealthy)
+
+        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [Self.ready]))
+        #expect(monitor.healthz().status == 200)
+    }
+
+    @Test func withoutItsNodeObjectTheNodeKeepsTheLastVerdict() {
+        let monitor = HealthMonitor(syncPeriod: .seconds(30), nodeName: "node-a", now: { t0 })
+        monitor.sourceChanged(from: nil, to: ClusterState())
+        #expect(monitor.isNodeEligible)
+        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [Self.deleting]))
+        monitor.sourceChanged(from: nil, to: ClusterState())
+        #expect(!monitor.isNodeEligible)
+        #expect(monitor.healthz().status == 503)
+    }
+
+    @Test func withoutANodeNameNodesAreIgnored() {
+        let monitor = HealthMonitor(syncPeriod: .seconds(30), now: { t0 })
+        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [Self.deleting]))
+        #expect(monitor.healthz().status == 200)
     }
 
     @Test func bindAddresses() {
