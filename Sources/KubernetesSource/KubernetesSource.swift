@@ -57,7 +57,8 @@ public final class KubernetesSource: ClusterSource, ServiceLifecycle.Service, Se
     /// Lists and watches until cancelled; then closes the HTTP client.
     public func run() async throws {
         let http = try APIClient.makeHTTPClient(for: connection, idleTimeout: settings.idleTimeout)
-        let client = APIClient(http: http, connection: connection)
+        var client = APIClient(http: http, connection: connection)
+        client.headerTimeout = settings.headerTimeout
         let services = Reflector(resource: .services, client: client, settings: settings, logger: logger, metrics: metrics) {
             [shared] snapshot in shared.withLockedValue { $0.services = snapshot; $0.revision += 1 }
         }

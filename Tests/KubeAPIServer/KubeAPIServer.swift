@@ -27,8 +27,18 @@ public final class KubeAPIServer: Sendable {
         case accept
     }
 
+    /// How an injected failure answers.
+    private enum Failure {
+        /// That status, with a Status body or the given text.
+        case status(Int, body: String?)
+        /// 200 OK with the given body, whatever it is.
+        case body(String)
+        /// Nothing at all, not even the headers, until the connection or the server closes.
+        case silence
+    }
+
     private struct Faults {
-        var failures: [(kind: RequestKind, status: Int)] = []
+        var failures: [(kind: RequestKind, failure: Failure)] = []
         var expiredWatchAnswer = ExpiredWatchAnswer.errorEvent
         var requests: [String] = []
     }
@@ -112,9 +122,26 @@ public final class KubeAPIServer: Sendable {
         faults.withLockedValue { $0.expiredWatchAnswer = answer }
     }
 
-    /// The next `count` requests of `kind` are answered with `status` (and a Status body).
-    public func failNext(_ count: Int = 1, _ kind: RequestKind = .any, status: Int) {
-        faults.withLockedValue { $0.failures += Array(repeating: (kind, status), count: count) }
+    /// The next `count` requests of `kind` are answered with `status` and a Status body, or
+    /// `body` as it is (newlines, escape sequences and all).
+    public func failNext(_ count: Int = 1, _ kind: RequestKind = .any, status: Int, body: String? = nil) {
+        faults.withLockedValue { $0.failures += Array(repeating: (kind, .status(status, body: body)), count: count) }
+    }
+
+    /// The next `count` requests of `kind` are answered 200 OK with `body`, which need not be JSON.
+    public func answerNext(_ count: Int = 1, _ kind: RequestKind = .any, body: String) {
+        faults.withLockedValue { $0.failures += Array(repeating: (kind, .body(body)), count: count) }
+    }
+
+    /// The next `count` requests of `kind` get no answer at all: the connection stays open and
+    /// the response headers never come.
+    public func silenceNext(_ count: Int = 1, _ kind: RequestKind = .any) {
+        faults.withLockedValue { $0.failures += Array(repeating: (kind, .silence), count: count) }
+    }
+
+    /// Sends `line` as it is (garbage, an unknown event type…) on every open watch.
+    public func sendRawLine(_ line: String) {
+        store.broadcast { _, _ in .raw(line) }
     }
 
     /// Open and new watches get nothing more (the connection stays open) until they are closed.
@@ -189,9 +216,20 @@ public final class KubeAPIServer: Sendable {
     private func respond(to head: HTTPRequestHead, on out: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
         faults.withLockedValue { $0.requests.append(head.uri) }
         let request = APIRequest(uri: head.uri)
-        if let status = takeFailure(for: request) {
+        switch takeFailure(for: request) {
+        case .status(let status, let body?):
+            return try await send(status, text: body, version: head.version, on: out)
+        case .status(let status, nil):
             return try await send(status, Discovery.status(status, reason: reason(for: status), message: "injected failure"),
                                   version: head.version, on: out)
+        case .body(let body):
+            return try await send(200, text: body, version: head.version, on: out)
+        case .silence:
+            // Until the server stops (or the client goes away and the connection is closed).
+            try await Task.sleep(for: .seconds(3600))
+            return
+        case nil:
+            break
         }
         switch request.path {
         case "/version": return try await send(200, Discovery.version, version: head.version, on: out)
@@ -281,6 +319,10 @@ public final class KubeAPIServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await message in stream {
+                    if case .raw(let line) = message {
+                        try await out.write(.body(.byteBuffer(ByteBuffer(string: line + "\n"))))
+                        continue
+                    }
                     guard case .event(let type, let object) = message else { break }
                     if type == "BOOKMARK" && !allowBookmarks { continue }
                     try await self.writeLine(["type": .string(type), "object": object], on: out)
@@ -300,7 +342,12 @@ public final class KubeAPIServer: Sendable {
 
     private func send(_ status: Int, _ body: JSON, version: HTTPVersion,
                       on out: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
-        let bytes = ByteBuffer(string: body.text)
+        try await send(status, text: body.text, version: version, on: out)
+    }
+
+    private func send(_ status: Int, text: String, version: HTTPVersion,
+                      on out: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
+        let bytes = ByteBuffer(string: text)
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: "\(bytes.readableBytes)")
@@ -309,10 +356,10 @@ public final class KubeAPIServer: Sendable {
         try await out.write(.end(nil))
     }
 
-    private func takeFailure(for request: APIRequest) -> Int? {
+    private func takeFailure(for request: APIRequest) -> Failure? {
         faults.withLockedValue { faults in
             guard let index = faults.failures.firstIndex(where: { request.matches($0.kind) }) else { return nil }
-            return faults.failures.remove(at: index).status
+            return faults.failures.remove(at: index).failure
         }
     }
 

@@ -4,6 +4,8 @@ import NIOConcurrencyHelpers
 enum WatchMessage: Sendable {
     /// `{"type": …, "object": …}`
     case event(type: String, object: JSON)
+    /// A line sent as it is, whatever it holds.
+    case raw(String)
     /// End the response, as a server does when a watch times out or it restarts.
     case close
 }

@@ -24,6 +24,60 @@ import Testing
         #expect(page.items["shop/web"]?.ports.first?.targetPort == .number(8080))
         #expect(problems.count == 1)
         #expect(problems.first?.description.contains("Service shop/broken") == true)
+        // Reported, and marked so that the version last held for it stays.
+        #expect(page.undecodable == ["shop/broken"])
+    }
+
+    /// An update kipvs cannot decode is not a deletion: it says so, and the machine keeps what it had.
+    @Test(arguments: [
+        (#"{"spec":{"ports":[{"port":70000}]}}"#, "Service shop/web: spec.ports[0].port: 70000 is out of range 1-65535"),
+        (#"{"spec":{"ports":[{"port":80,"targetPort":"Not_A_Name"}]}}"#, "Service shop/web: spec.ports[0].targetPort: \"Not_A_Name\" must be a-z"),
+    ])
+    func undecodableUpdates(_ body: String, _ problem: String) throws {
+        let object = body.replacingOccurrences(of: #"{"spec""#, with: #"{"metadata":{"name":"web","namespace":"shop","resourceVersion":"7"},"spec""#)
+        let decoded = try APIResource.services.decodeEvent(#"{"type":"MODIFIED","object":\#(object)}"#)
+        guard case .undecodable("shop/web", "7") = decoded.event else {
+            Issue.record("expected an undecodable event, got \(decoded.event)")
+            return
+        }
+        #expect(decoded.problem?.description.hasPrefix("services: \(problem)") == true, "\(String(describing: decoded.problem))")
+    }
+
+    @Test func namesAreCheckedAsTheAPIServerChecksThem() throws {
+        let decoded = try APIResource.services.decodeEvent(
+            #"{"type":"ADDED","object":{"metadata":{"name":"Bad_Name","namespace":"default","resourceVersion":"3"},"spec":{}}}"#)
+        guard case .undecodable = decoded.event else {
+            Issue.record("expected an undecodable event, got \(decoded.event)")
+            return
+        }
+        #expect(decoded.problem?.description == "services: Service: metadata.name: \"Bad_Name\" must be a-z, 0-9 and '-', starting and ending with a letter or digit (a DNS-1123 label)")
+    }
+
+    /// Hostile response text: refused as malformed, in a short line, without a crash.
+    @Test(arguments: [
+        ("alias bomb", "{\"a\": &a [1,1,1,1,1,1,1,1,1], " + (1...20).map { "\"b\($0)\": [*a,*a,*a]" }.joined(separator: ", ") + "}", "more than 16 YAML aliases"),
+        ("deep", String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000), "Maximum nesting level"),
+        ("deep, within libyaml", #"{"type":"ADDED","object":"# + String(repeating: "[", count: 500) + String(repeating: "]", count: 500) + "}", "nested deeper than 100 levels"),
+        ("control characters", "\u{1B}[2J\u{0}garbage", "invalid YAML or JSON"),
+    ])
+    func hostileText(_ what: String, _ text: String, _ fragment: String) {
+        do {
+            _ = try APIResource.services.decodeEvent(text)
+            Issue.record("\(what): accepted")
+        } catch {
+            #expect(error.description.contains(fragment), "\(what): \(error.description)")
+            #expect(!error.description.contains("\n") && !error.description.contains("\u{1B}"), "\(what)")
+            #expect(error.description.utf8.count < 600, "\(what): \(error.description.utf8.count) bytes")
+        }
+    }
+
+    @Test func unknownEventTypesAreQuotedSafely() {
+        do {
+            _ = try APIResource.services.decodeEvent(#"{"type":"SUR\nPRISE\u001b[31m","object":{"metadata":{"name":"x","resourceVersion":"1"}}}"#)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description == #"services watch event of unknown type "SUR\nPRISE\u{1b}[31m""#)
+        }
     }
 
     @Test func listWithoutAVersionIsMalformed() {

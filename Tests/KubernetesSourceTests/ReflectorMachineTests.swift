@@ -50,6 +50,26 @@ import Testing
         #expect(machine.items == ["default/y": "y1"])
     }
 
+    /// An update that cannot be decoded keeps the last good version; a new object that cannot be is not added.
+    @Test func undecodableEventsKeepTheLastGoodVersion() {
+        var machine = synced()
+        let revision = machine.revision
+        #expect(machine.received(.undecodable(key: "default/a", resourceVersion: "11")) == nil)
+        #expect(machine.received(.undecodable(key: "default/new", resourceVersion: "12")) == nil)
+        #expect(machine.items == ["default/a": "a1"])
+        #expect(machine.revision == revision)
+        #expect(machine.resourceVersion == "12")
+    }
+
+    /// So does a relist, across pages, for every object it cannot decode.
+    @Test func undecodableListItemsKeepTheLastGoodVersion() {
+        var machine = synced(items: ["default/a": "a1", "default/b": "b1", "default/c": "c1"])
+        _ = machine.received(.error(code: 410))
+        _ = machine.listed(ListPage(items: ["default/b": "b2"], resourceVersion: "20", continueToken: "t", undecodable: ["default/a"]))
+        _ = machine.listed(ListPage(items: [:], resourceVersion: "20", undecodable: ["default/new"]))
+        #expect(machine.items == ["default/a": "a1", "default/b": "b2"])
+    }
+
     @Test func eventsUpdateItemsAndAdvanceTheVersion() {
         var machine = synced()
         let revision = machine.revision

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Proxy
 
 /// A failed API request, classified as the reflector needs it.
 struct APIRequestError: Error, CustomStringConvertible {
@@ -16,8 +17,12 @@ struct APIClient: Sendable {
     let connection: ClusterConnection
     /// How long a list may take, first byte to last.
     var listTimeout: TimeAmount = .seconds(60)
-    /// The largest list page or watch line accepted.
-    var maximumBodySize = 64 << 20
+    /// How long a response may take to send all its headers.
+    var headerTimeout: Duration = .seconds(30)
+    /// How much of an error response's body is read for the log.
+    static let errorBodyBytes = 4096
+    /// The largest list page accepted.
+    var maximumBodySize = TextLimits.listBytes
 
     /// An HTTP client whose idle read timeout is the watch idle timeout: a stream that is quiet for
     /// longer fails with `HTTPClientError.readTimeout`.
@@ -37,6 +42,8 @@ struct APIClient: Sendable {
         do {
             let body = try await response.body.collect(upTo: maximumBodySize)
             return String(buffer: body)
+        } catch is NIOTooManyBytesError {
+            throw APIRequestError(failure: .malformed, description: "list \(path): a page over \(maximumBodySize >> 20) MiB")
         } catch {
             throw APIRequestError(failure: .transport, description: "list \(path): \(error)")
         }
@@ -67,19 +74,49 @@ struct APIClient: Sendable {
         } catch {
             throw APIRequestError(failure: .transport, description: "\(error)")
         }
-        let response: HTTPClientResponse
+        let response = try await executeWithinHeaderTimeout(request, path: path, deadline: deadline)
+        guard response.status == .ok else {
+            // The body is a metav1.Status whose message says why. Whatever the server put in it
+            // (newlines, escape sequences, megabytes) the log gets one short, escaped line.
+            var head: [UInt8] = []
+            do {
+                for try await chunk in response.body {
+                    head += chunk.readableBytesView.prefix(Self.errorBodyBytes - head.count)
+                    if head.count == Self.errorBodyBytes { break }  // the rest is not read
+                }
+            } catch {
+                // What arrived is still worth showing; the status says what failed.
+            }
+            let body = Excerpt.bytes(head)
+            throw APIRequestError(failure: .status(Int(response.status.code)),
+                                  description: "\(path): \(response.status.code) \(Excerpt.text(response.status.reasonPhrase, limit: 40)) \(body)")
+        }
+        return response
+    }
+
+    /// The response head, or a transport failure once `headerTimeout` has passed without it.
+    private func executeWithinHeaderTimeout(_ request: HTTPClientRequest, path: String, deadline: NIODeadline)
+        async throws(APIRequestError) -> HTTPClientResponse {
+        let http = http
+        let headerTimeout = headerTimeout
         do {
-            response = try await http.execute(request, deadline: deadline)
+            return try await withThrowingTaskGroup(of: HTTPClientResponse?.self) { group in
+                group.addTask { try await http.execute(request, deadline: deadline) }
+                group.addTask {
+                    try await Task.sleep(for: headerTimeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let response = first else {
+                    throw APIRequestError(failure: .transport, description: "\(path): no response headers within \(headerTimeout)")
+                }
+                return response
+            }
+        } catch let error as APIRequestError {
+            throw error
         } catch {
             throw APIRequestError(failure: .transport, description: "\(path): \(error)")
         }
-        guard response.status == .ok else {
-            // The body is a metav1.Status whose message says why; a short excerpt is enough for a log.
-            let body = (try? await response.body.collect(upTo: 4096)).map { String(buffer: $0) } ?? ""
-            throw APIRequestError(failure: .status(Int(response.status.code)),
-                                  description: "\(path): \(response.status.code) \(response.status.reasonPhrase) \(body)")
-        }
-        return response
     }
 
     private func escape(_ value: String) -> String {

@@ -6,9 +6,10 @@ struct MalformedResponse: Error, CustomStringConvertible {
     var description: String
 }
 
-/// Reads list responses and watch events. JSON is YAML, so Proxy's loader reads the objects;
-/// an object it rejects is reported and treated as absent, as the API server has accepted it and
-/// one object must not hold up the rest.
+/// Reads list responses and watch events. JSON is YAML, so Proxy's loader reads the objects,
+/// within the same bounds as manifests. An object it rejects is reported and its last good version
+/// kept: the API server has accepted it, one object must not hold up the rest, and a change kipvs
+/// cannot read must not take a Service down.
 extension APIResource {
     /// A `…List` response: its items, resourceVersion and continue token.
     func decodeList(_ text: String) throws(MalformedResponse) -> (page: ListPage<Object>, problems: [LoadError]) {
@@ -17,6 +18,7 @@ extension APIResource {
             throw MalformedResponse(description: "\(name) list without metadata.resourceVersion")
         }
         var items: [String: Object] = [:]
+        var undecodable: Set<String> = []
         var problems: [LoadError] = []
         for item in root["items"]?.sequence ?? [] {
             guard let key = item.objectKey else {
@@ -25,10 +27,12 @@ extension APIResource {
             do {
                 if let object = try decode(item) { items[key] = object }
             } catch {
+                undecodable.insert(key)
                 problems.append(error)
             }
         }
-        let page = ListPage(items: items, resourceVersion: version, continueToken: root["metadata"]?["continue"]?.string)
+        let page = ListPage(items: items, resourceVersion: version, continueToken: root["metadata"]?["continue"]?.string,
+                            undecodable: undecodable)
         return (page, problems)
     }
 
@@ -49,25 +53,26 @@ extension APIResource {
         guard let key = object.objectKey else {
             throw MalformedResponse(description: "\(name) \(type) event without metadata.name")
         }
-        var decoded: Object?
-        var problem: LoadError?
-        if type != "DELETED" {
-            do { decoded = try decode(object) } catch { problem = error }
+        guard ["ADDED", "MODIFIED", "DELETED"].contains(type) else {
+            throw MalformedResponse(description: "\(name) watch event of unknown type \(Excerpt.quoted(type, limit: 40))")
         }
-        switch type {
-        case "ADDED": return (.added(key: key, object: decoded, resourceVersion: version), problem)
-        case "MODIFIED": return (.modified(key: key, object: decoded, resourceVersion: version), problem)
-        case "DELETED": return (.deleted(key: key, resourceVersion: version), nil)
-        default: throw MalformedResponse(description: "\(name) watch event of unknown type \(type)")
+        if type == "DELETED" { return (.deleted(key: key, resourceVersion: version), nil) }
+        let decoded: Object?
+        do {
+            decoded = try decode(object)
+        } catch {
+            return (.undecodable(key: key, resourceVersion: version), error)
         }
+        return type == "ADDED" ? (.added(key: key, object: decoded, resourceVersion: version), nil)
+            : (.modified(key: key, object: decoded, resourceVersion: version), nil)
     }
 
     private func parse(_ text: String) throws(MalformedResponse) -> Node {
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            node = try YAMLText.document(in: text)
         } catch {
-            throw MalformedResponse(description: "\(name): invalid JSON: \(error)")
+            throw MalformedResponse(description: "\(name): \(error)")
         }
         guard let node, node.mapping != nil else { throw MalformedResponse(description: "\(name): expected a JSON object") }
         return node

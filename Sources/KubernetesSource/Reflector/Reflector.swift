@@ -14,6 +14,10 @@ public struct WatchSettings: Sendable {
     public var watchTimeout: Duration = .seconds(300)
     /// A watch stream with no event (or bookmark) for this long is given up and re-watched.
     public var idleTimeout: Duration = .seconds(300)
+    /// A response whose headers have not all arrived by then is given up (and backed off from):
+    /// the idle timeout alone lets a server that sends nothing, or a byte at a time, hold a
+    /// request for minutes.
+    public var headerTimeout: Duration = .seconds(30)
     public var backoff = Backoff()
 
     public init() {}
@@ -87,7 +91,7 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
             return machine.watchEnded(.failed(error.failure), at: .now)
         }
         logger.trace("watching", metadata: ["resource": "\(resource.name)", "resourceVersion": "\(version)"])
-        var lines = LineSplitter(maximumLength: client.maximumBodySize)
+        var lines = LineSplitter(maximumLength: TextLimits.objectBytes)
         do {
             for try await chunk in body {
                 let revision = machine.revision
@@ -134,8 +138,12 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
     }
 
     private func report(_ problems: [Proxy.LoadError]) {
+        guard !problems.isEmpty else { return }
+        Counter(label: "kipvs_api_objects_unreadable_total", dimensions: [("resource", resource.name)], factory: metrics)
+            .increment(by: problems.count)
         for problem in problems {
-            logger.error("object left out: kipvs cannot use it", metadata: ["resource": "\(resource.name)", "problem": "\(problem)"])
+            logger.error("object kipvs cannot read; its last good version stays",
+                         metadata: ["resource": "\(resource.name)", "problem": "\(problem)"])
         }
     }
 }
@@ -158,7 +166,9 @@ struct LineSplitter {
             start = newline + 1
         }
         partial.removeFirst(start)
-        guard partial.count <= maximumLength else { throw MalformedResponse(description: "watch event over \(maximumLength) bytes") }
+        guard partial.count <= maximumLength else {
+            throw MalformedResponse(description: "watch event over \(maximumLength >> 20) MiB")
+        }
         return lines
     }
 }

@@ -37,20 +37,26 @@ public struct ListPage<Object: Hashable & Sendable>: Sendable {
     public var resourceVersion: String
     /// The next page's token; nil or empty on the last page.
     public var continueToken: String?
+    /// Objects that exist but could not be decoded: what was held for them stays.
+    public var undecodable: Set<String>
 
-    public init(items: [String: Object], resourceVersion: String, continueToken: String? = nil) {
+    public init(items: [String: Object], resourceVersion: String, continueToken: String? = nil,
+                undecodable: Set<String> = []) {
         self.items = items
         self.resourceVersion = resourceVersion
         self.continueToken = continueToken
+        self.undecodable = undecodable
     }
 }
 
-/// A watch event. A nil object is one that exists but is not for this proxy (or could not be
-/// decoded): it is treated as absent.
+/// A watch event. A nil object is one that exists but is not for this proxy: it is treated as absent.
 public enum WatchEvent<Object: Hashable & Sendable>: Sendable {
     case added(key: String, object: Object?, resourceVersion: String)
     case modified(key: String, object: Object?, resourceVersion: String)
     case deleted(key: String, resourceVersion: String)
+    /// An object added or changed into something that cannot be decoded: its last good version
+    /// (if any) stays, as the API server has accepted the change and an update must not delete.
+    case undecodable(key: String, resourceVersion: String)
     case bookmark(resourceVersion: String)
     /// An ERROR event: the `code` of the Status it carries.
     case error(code: Int)
@@ -100,6 +106,7 @@ public struct ReflectorMachine<Object: Hashable & Sendable>: Sendable {
     public private(set) var backoff: Backoff
 
     private var listInProgress: [String: Object]?
+    private var undecodableInList: Set<String> = []
     private var watchStartedAt: ContinuousClock.Instant?
     private var watchDeliveredEvents = false
     private let random: @Sendable () -> Double
@@ -113,6 +120,7 @@ public struct ReflectorMachine<Object: Hashable & Sendable>: Sendable {
     /// The first request.
     public mutating func start() -> Next {
         listInProgress = nil
+        undecodableInList = []
         return Next(.list(continueToken: nil))
     }
 
@@ -120,11 +128,15 @@ public struct ReflectorMachine<Object: Hashable & Sendable>: Sendable {
     public mutating func listed(_ page: ListPage<Object>) -> Next {
         var collected = listInProgress ?? [:]
         collected.merge(page.items) { _, new in new }
+        undecodableInList.formUnion(page.undecodable)
         if let token = page.continueToken, !token.isEmpty {
             listInProgress = collected
             return Next(.list(continueToken: token))
         }
+        // An object that cannot be decoded keeps the version last held for it.
+        for key in undecodableInList where collected[key] == nil { collected[key] = items[key] }
         listInProgress = nil
+        undecodableInList = []
         replaceItems(with: collected)
         hasSynced = true
         resourceVersion = page.resourceVersion
@@ -136,6 +148,7 @@ public struct ReflectorMachine<Object: Hashable & Sendable>: Sendable {
     /// continue token). Pages already read are dropped; `items` stays.
     public mutating func listFailed(_ failure: RequestFailure) -> Next {
         listInProgress = nil
+        undecodableInList = []
         return Next(.list(continueToken: nil), after: backoff.next(random: random()), restart: reason(for: failure))
     }
 
@@ -153,6 +166,8 @@ public struct ReflectorMachine<Object: Hashable & Sendable>: Sendable {
             advance(to: version)
         case .deleted(let key, let version):
             setItem(nil, forKey: key)
+            advance(to: version)
+        case .undecodable(_, let version):
             advance(to: version)
         case .bookmark(let version):
             advance(to: version)
@@ -185,6 +200,7 @@ public struct ReflectorMachine<Object: Hashable & Sendable>: Sendable {
 
     private mutating func relist(reason: RestartReason) -> Next {
         listInProgress = nil
+        undecodableInList = []
         return Next(.list(continueToken: nil), after: backoff.next(random: random()), restart: reason)
     }
 

@@ -32,7 +32,7 @@ public struct TextError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 /// YAML (and so JSON) documents, parsed within `TextLimits`.
-enum YAMLText {
+public enum YAMLText {
     /// Each document of `text`, handed to `body` on a thread whose stack holds the parser's
     /// deepest nesting; nodes must not outlive `body`. Stops at the first problem.
     static func forEachDocument(in text: String, _ body: (Node) throws -> Void) throws {
@@ -50,7 +50,7 @@ enum YAMLText {
     }
 
     /// The one document of `text` (an API object or response), checked as `forEachDocument` does.
-    static func document(in text: String) throws(TextError) -> Node? {
+    public static func document(in text: String) throws(TextError) -> Node? {
         var node: Node?
         do {
             try forEachDocument(in: text) { document in

@@ -1,0 +1,178 @@
+import AsyncHTTPClient
+import Foundation
+import KubeAPIServer
+import Logging
+import MetricsTestKit
+import NIOConcurrencyHelpers
+import Proxy
+import Testing
+@testable import KubernetesSource
+
+/// Bad data from the API server: objects kipvs cannot decode, garbage and unknown events on a
+/// watch, garbage lists, a server that never sends headers, error bodies full of control
+/// characters. Through all of them the last good state stays and the source recovers.
+@Suite struct APIFaultTests {
+    /// A long idle timeout, so that only the header timeout can end a silent request quickly.
+    static var settings: WatchSettings {
+        var settings = KubernetesSourceTests.settings
+        settings.idleTimeout = .seconds(60)
+        settings.headerTimeout = .milliseconds(300)
+        return settings
+    }
+
+    func withSource<T: Sendable>(_ server: KubeAPIServer, metrics: TestMetrics = TestMetrics(), logs: LogRecorder = LogRecorder(),
+                                 _ body: (KubernetesSource, StateTracker) async throws -> T) async throws -> T {
+        let logger = Logger(label: "kipvs-test") { _ in logs }
+        let source = try KubernetesSource(connection: ClusterConnection(server: server.url), settings: Self.settings,
+                                          logger: logger, metrics: metrics)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await source.run() }
+            defer { group.cancelAll() }
+            return try await body(source, StateTracker(source: source))
+        }
+    }
+
+    static func web(port: Int) -> JSON {
+        Objects.service("web", clusterIP: "10.96.0.10", ports: [port])
+    }
+
+    func webPorts(_ state: ClusterState) -> [UInt16] {
+        state.services.first { $0.metadata.name == "web" }?.ports.map(\.port) ?? []
+    }
+
+    /// An update kipvs cannot decode leaves the Service as it was, through later events and a relist.
+    @Test func anUndecodableUpdateKeepsTheLastGoodVersion() async throws {
+        let metrics = TestMetrics()
+        let logs = LogRecorder()
+        try await KubeAPIServer.withServer { server in
+            server.put(.services, Self.web(port: 80))
+            try await withSource(server, metrics: metrics, logs: logs) { _, tracker in
+                _ = try await tracker.waitFor { webPorts($0) == [80] }
+                try await waitUntil { server.openWatches == 2 }
+                server.put(.services, Self.web(port: 70000))
+                server.put(.services, Objects.service("later", clusterIP: "10.96.0.11"))
+                let after = try await tracker.waitFor { $0.services.contains { $0.metadata.name == "later" } }
+                #expect(webPorts(after) == [80])
+                #expect(metrics.counterTotal(label: "kipvs_api_objects_unreadable_total", dimensions: [("resource", "services")]) == 1)
+                #expect(logs.messages.contains { $0.contains("object kipvs cannot read; its last good version stays")
+                        && $0.contains("Service default/web: spec.ports[0].port: 70000 is out of range") })
+
+                // A relist reads it again, and again keeps what it had.
+                server.expireWatches()
+                try await waitUntil {
+                    metrics.counterTotal(label: "kipvs_api_objects_unreadable_total", dimensions: [("resource", "services")]) >= 2
+                }
+                server.put(.services, Objects.service("latest", clusterIP: "10.96.0.12"))
+                let relisted = try await tracker.waitFor { $0.services.contains { $0.metadata.name == "latest" } }
+                #expect(webPorts(relisted) == [80])
+
+                server.put(.services, Self.web(port: 81))
+                _ = try await tracker.waitFor { webPorts($0) == [81] }
+            }
+        }
+    }
+
+    /// Garbage, an event of an unknown type, or an oversized line ends the watch; the next one goes on.
+    @Test(arguments: ["{this is not json", #"{"type":"SURPRISE","object":{"metadata":{"name":"x","resourceVersion":"1"}}}"#,
+                      "\u{1B}[2J\u{0}\u{7}binary"].map(RawLine.init))
+    func badWatchLinesRestartTheWatch(_ raw: RawLine) async throws {
+        let line = raw.text
+        let metrics = TestMetrics()
+        try await KubeAPIServer.withServer { server in
+            server.put(.services, Self.web(port: 80))
+            try await withSource(server, metrics: metrics) { _, tracker in
+                _ = try await tracker.waitFor { webPorts($0) == [80] }
+                try await waitUntil { server.openWatches == 2 }
+                server.sendRawLine(line)
+                try await waitUntil {
+                    metrics.counterTotal(label: "kipvs_watch_restarts_total", dimensions: [("reason", "error")]) >= 1
+                }
+                server.put(.services, Self.web(port: 82))
+                let state = try await tracker.waitFor { webPorts($0) == [82] }
+                #expect(state.services.count == 1)
+            }
+        }
+    }
+
+    /// A list answered with garbage is retried after a backoff; nothing is published before a good one.
+    @Test func aGarbageListIsRetried() async throws {
+        try await KubeAPIServer.withServer { server in
+            server.put(.services, Self.web(port: 80))
+            server.answerNext(2, .list(.services), body: "\u{1B}[31m<html>not a list</html>\n")
+            try await withSource(server) { _, tracker in
+                let state = try await tracker.waitFor { webPorts($0) == [80] }
+                #expect(state.services.count == 1)
+                #expect(server.requests.count { $0.hasPrefix("/api/v1/services?limit=") } >= 3)
+            }
+        }
+    }
+
+    /// A server that accepts a request and never answers: the header timeout ends the wait, it is
+    /// logged, and the request is sent again. (The idle timeout alone would wait 60 s here.)
+    @Test func aSilentServerTimesOut() async throws {
+        let logs = LogRecorder()
+        try await KubeAPIServer.withServer { server in
+            server.put(.services, Self.web(port: 80))
+            server.silenceNext(1, .list(.services))
+            try await withSource(server, logs: logs) { _, tracker in
+                _ = try await tracker.waitFor(timeout: .seconds(10)) { webPorts($0) == [80] }
+                #expect(logs.messages.contains { $0.contains("list failed") && $0.contains("no response headers within 0.3 seconds") })
+
+                try await waitUntil { server.openWatches == 2 }
+                server.silenceNext(1, .watch(.services))
+                server.closeWatches()
+                server.put(.services, Self.web(port: 83))
+                _ = try await tracker.waitFor(timeout: .seconds(10)) { webPorts($0) == [83] }
+                #expect(logs.messages.contains { $0.contains("watch refused") && $0.contains("no response headers within") })
+            }
+        }
+    }
+
+    /// An error body goes to the log as one short line, its control characters escaped.
+    @Test func errorBodiesAreLoggedSafely() async throws {
+        try await KubeAPIServer.withServer { server in
+            let body = "{\"message\": \"first\nsecond\r\u{1B}[2J\u{1B}]0;title\u{7}\"}" + String(repeating: "z", count: 100_000)
+            server.failNext(1, .list(.services), status: 500, body: body)
+            let http = try APIClient.makeHTTPClient(for: ClusterConnection(server: server.url), idleTimeout: .seconds(5))
+            let client = APIClient(http: http, connection: ClusterConnection(server: server.url))
+            var description = ""
+            do {
+                _ = try await client.list("/api/v1/services", limit: 10, continueToken: nil)
+                Issue.record("the injected failure did not come")
+            } catch {
+                description = "\(error)"
+            }
+            try await http.shutdown()
+            #expect(description.hasPrefix(#"/api/v1/services: 500 Internal Server Error {\"message\": \"first\nsecond\r\u{1b}[2J\u{1b}]0;title\u{7}\"}zzz"#),
+                    "\(description)")
+            #expect(!description.contains { $0.isNewline || $0 == "\u{1B}" || $0 == "\u{7}" })
+            #expect(description.hasSuffix("… (4096 bytes)"), "\(description)")
+            #expect(description.utf8.count < 400)
+        }
+    }
+}
+
+/// A line for a test's name, escaped: the test log is a terminal too.
+struct RawLine: Sendable, CustomTestStringConvertible {
+    let text: String
+    var testDescription: String { text.debugDescription }
+}
+
+/// Every log record, as one line of text with its metadata.
+final class LogRecorder: LogHandler, @unchecked Sendable {
+    private let records = NIOLockedValueBox<[String]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    var messages: [String] { records.withLockedValue { $0 } }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        records.withLockedValue { $0.append("\(event.level) \(event.message) \(fields)") }
+    }
+}
