@@ -46,9 +46,16 @@ struct PacketFilterBench {
         let changeSync = clock.now - start
         let changeCommit = kernel.lastCommit
 
+        // The periodic resync: the whole table read back and compared; nothing should be written.
+        let commitsBefore = kernel.commits
+        start = clock.now
+        let resync = try reconciler.sync(changedElements, readKernel: true)
+        let resyncTime = clock.now - start
+
         print("kipvs: \(count) Services, \(elements.count) set elements, \(reconciler.ruleset.rules.count) rules")
         print("kipvs full state:   desired state \(ms(compute)), reconcile + commit \(ms(firstSync)), of which kernel commit \(ms(firstCommit)) (\(first))")
         print("kipvs one endpoint: desired state \(ms(changeCompute)), reconcile + commit \(ms(changeSync)), of which kernel commit \(ms(changeCommit)) (\(change))")
+        print("kipvs resync:       table read and compared in \(ms(resyncTime)), \(kernel.commits - commitsBefore) commits (\(resync))")
 
         try nftScript(reconciler.ruleset, elements).write(toFile: arguments[2], atomically: true, encoding: .utf8)
         let plan = PacketFilterPlan(table: config.table, ruleset: reconciler.ruleset, desired: changedElements,
@@ -149,6 +156,7 @@ struct PacketFilterBench {
 final class TimedNFTables: NFTablesHandle {
     let base: any NFTablesHandle
     var lastCommit: Duration = .zero
+    var commits = 0
 
     init(_ base: any NFTablesHandle) { self.base = base }
 
@@ -157,7 +165,7 @@ final class TimedNFTables: NFTablesHandle {
     func commit(_ operations: [NFTOperation]) throws {
         let clock = ContinuousClock()
         let start = clock.now
-        defer { lastCommit = clock.now - start }
+        defer { lastCommit = clock.now - start; commits += 1 }
         try base.commit(operations)
     }
 }
