@@ -271,3 +271,31 @@ private let pods = slice("web-1", service: "web", endpoints: [endpoint("10.244.0
         #expect(desired.packetPath.external.isEmpty)
     }
 }
+
+/// A kernel whose table holds something kipvs cannot read (a rule someone else added).
+private final class UnreadableTable: NFTablesHandle {
+    let base = FakeNFTables()
+    var unreadable = false
+
+    func table(_ name: TableName) throws -> TableSnapshot? {
+        if unreadable { throw NFTablesError(errno: 71, operation: "read rules of \(name)") }  // EPROTO
+        return base.table(name)
+    }
+
+    func commit(_ operations: [NFTOperation]) throws {
+        try base.commit(operations)
+        if operations.contains(.deleteTable(TableName(.inet, "kipvs"))) { unreadable = false }
+    }
+}
+
+@Suite struct UnreadableTableTests {
+    @Test func aTableWithForeignRulesIsRebuilt() throws {
+        let kernel = UnreadableTable()
+        let reconciler = PacketFilterReconciler(handle: kernel, config: PacketFilterConfig())
+        let elements = PacketFilterElements(DesiredState([service("web")], [pods]), vips: [ip("10.96.0.10")])
+        _ = try reconciler.sync(elements, readKernel: true)
+        kernel.unreadable = true
+        #expect(try reconciler.sync(elements, readKernel: true).rebuilt)
+        #expect(try !reconciler.sync(elements, readKernel: true).rebuilt)
+    }
+}

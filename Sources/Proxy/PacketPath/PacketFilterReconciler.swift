@@ -91,7 +91,17 @@ public final class PacketFilterReconciler {
 
     /// Reads the table (or takes the last known one) and plans, without writing.
     public func plan(_ desired: PacketFilterElements, readKernel: Bool = true) throws -> PacketFilterPlan {
-        let current = try (readKernel ? nil : known) ?? handle.table(config.table)
+        let current: TableSnapshot?
+        if !readKernel, let known {
+            current = known
+        } else {
+            do {
+                current = try handle.table(config.table)
+            } catch let error as NFTablesError where error.errno == EPROTO {
+                // Something kipvs never writes was added to its table: rebuild it.
+                current = TableSnapshot()
+            }
+        }
         return PacketFilterPlan(table: config.table, ruleset: ruleset, desired: desired, current: current)
     }
 
