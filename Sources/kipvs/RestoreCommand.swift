@@ -8,8 +8,8 @@ struct RestoreCommand: ParsableCommand {
         abstract: "Apply `ipvsadm -R` rules from standard input, in batches.",
         discussion: """
             Every line is checked before anything is applied: a line that cannot be parsed is reported \
-            with its number and nothing is applied. Operations the kernel refuses are reported with \
-            their line numbers; the others take effect.
+            with its number and nothing is applied, and so is input that cannot be read to its end. \
+            Operations the kernel refuses are reported with their line numbers; the others take effect.
             """)
 
     @Flag(help: "Remove every virtual server before applying the rules.") var flush = false
@@ -19,7 +19,12 @@ struct RestoreCommand: ParsableCommand {
         keepFreedMemory()
         let clock = ContinuousClock()
         let start = clock.now
-        let input = readStandardInput()
+        let input: [UInt8]
+        do {
+            input = try readStandardInput()
+        } catch {
+            throw ValidationFailure("restore: \(error); nothing applied")
+        }
         // Every line is checked before anything is applied; the rules are then read again as they
         // are applied, so that no table of every rule is held.
         var count = 0

@@ -63,7 +63,11 @@ struct SaveCommand: ParsableCommand {
         let ipvs = try openIPVS()
         var out = BufferedStandardOutput()
         try SaveFormat.write(from: ipvs, to: &out)
-        out.flush()
+        do {
+            try out.finish()
+        } catch {
+            throw ValidationFailure("save: \(error); the output is incomplete")
+        }
         if report {
             let c = ipvs.connection
             FileHandle.standardError.write(Data("""
