@@ -213,15 +213,17 @@ public struct SetSpec: Hashable, Sendable {
         self.interval = interval
     }
 
-    /// `NFTA_SET_KEY_LEN`.
-    public var keyLength: Int { key.reduce(0) { $0 + $1.paddedLength } }
+    /// `NFTA_SET_KEY_LEN`: a lone field is its own length (nft's listing asserts on a padded one);
+    /// in a concatenation every field is padded to 4 bytes.
+    public var keyLength: Int { key.count == 1 ? key[0].length : key.reduce(0) { $0 + $1.paddedLength } }
 
     /// `NFTA_SET_KEY_TYPE`: nft's concatenated type id, 6 bits a field, first field highest.
     public var keyType: UInt32 { key.reduce(0) { $0 << 6 | $1.rawValue } }
 }
 
-/// One set or map element. `key` and `keyEnd` are the concatenated fields, each padded to 4 bytes,
-/// in the kernel's byte order for that field (addresses and ports big-endian, marks host order).
+/// One set or map element. `key` and `keyEnd` are the concatenated fields, each padded to 4 bytes
+/// (a lone field unpadded), in the kernel's byte order for that field (addresses and ports
+/// big-endian, marks host order).
 public struct SetElement: Hashable, Sendable {
     public var key: [UInt8]
     /// For interval sets: the last key the element covers (inclusive).

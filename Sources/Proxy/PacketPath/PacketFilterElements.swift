@@ -16,11 +16,12 @@ public struct PacketFilterElements: Hashable, Sendable {
         func insert(_ set: String, _ element: SetElement) { sets[set, default: []].insert(element) }
 
         // Constant, yet kept as elements so that the set definitions stay free of data.
+        // One-field keys are not padded.
         for proto in IPProtocol.allCases {
-            insert(PacketFilterSet.transportProtocols, SetElement(key: ElementKey.protocolField(proto)))
+            insert(PacketFilterSet.transportProtocols, SetElement(key: [UInt8(proto.rawValue)]))
         }
         for port in path.healthCheckNodePorts {
-            insert(PacketFilterSet.healthCheckPorts, SetElement(key: ElementKey.portField(port)))
+            insert(PacketFilterSet.healthCheckPorts, SetElement(key: [UInt8(port >> 8), UInt8(port & 0xff)]))
         }
         for target in path.clusterIPs {
             insert(PacketFilterSet.clusterIPs(target.address.family), SetElement(key: ElementKey.service(target)))
