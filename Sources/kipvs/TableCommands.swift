@@ -4,9 +4,9 @@ import IPVS
 import NFTables
 import Proxy
 
-struct StatusCommand: ParsableCommand {
+struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "status", abstract: "Show the kernel's IPVS table, as `ipvsadm -Ln` does.")
+        commandName: "status", abstract: "Show the kernel's IPVS table, as `ipvsadm -Ln` does, or with the Services it serves.")
 
     @Flag(help: "Show traffic counters instead of connection counts.") var stats = false
     @Flag(help: "Show per-second rates.") var rate = false
@@ -14,6 +14,14 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: .customLong("persistent-conn"), help: "Show persistent connection templates.") var persistentConnections = false
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Show the sets of the packet filter table (inet kipvs) instead, one element a line.") var sets = false
+    @Flag(help: """
+        Show each virtual server with its Service port, type and traffic policies, and each real server with its \
+        endpoint's state and connections; virtual servers no Service explains as stale or foreign. Reads the cluster \
+        as run does (--source, --config and the node flags).
+        """) var services = false
+
+    @OptionGroup var serviceSource: ServiceSourceOptions
+    @OptionGroup var nodeOptions: NodeOptions
 
     var columns: ListFormat.Columns {
         if stats { return .stats }
@@ -23,7 +31,14 @@ struct StatusCommand: ParsableCommand {
         return .connections
     }
 
-    func run() throws {
+    func validate() throws {
+        if services, sets || json || columns != .connections {
+            throw ValidationError("--services shows connection counts as text: it takes no --sets, --json or other columns")
+        }
+    }
+
+    func run() async throws {
+        if services { return try await showServices() }
         if sets { return try showSets() }
         let ipvs = try openIPVS()
         let table = try ipvs.table()
