@@ -19,6 +19,8 @@ struct DesiredStateBuilder {
         }
 
         let settings = settings(for: service, object: object)
+        let (weights, weightsProblem) = service.endpointWeights
+        if let weightsProblem { warn(object, weightsProblem) }
         // A family is served only through a cluster IP of that family, as with kube-proxy's
         // one proxier per family; other addresses of that family are dropped.
         let families = service.clusterIPs.map(\.family).uniqued()
@@ -33,7 +35,7 @@ struct DesiredStateBuilder {
                                        port: port.name, protocol: port.protocol)
             for family in families {
                 let candidates = EndpointCandidate.candidates(for: port, family: family, in: slices,
-                                                              nodeName: node.nodeName)
+                                                              nodeName: node.nodeName).weighted(by: weights)
                 let cluster = candidates.clusterEndpoints(of: service, on: node)
                 let local = candidates.selected(localOnly: true)
                 let internalReals = service.internalTrafficPolicy == .local ? local : cluster
@@ -159,6 +161,9 @@ struct DesiredStateBuilder {
         }
         // Maglev hashes only the address unless told to include the port, as kube-proxy sets it.
         if scheduler == .maglevHashing { flags.insert(.schedulerPort) }
+        // mh keeps a weight-0 real server's table slots (its last weight): without fallback, new
+        // flows hashed to them find no server and are dropped instead of going elsewhere.
+        if scheduler == .maglevHashing, !service.endpointWeights.weights.isEmpty { flags.insert(.schedulerFallback) }
         return Settings(scheduler: scheduler, flags: flags, timeout: timeout)
     }
 

@@ -11,6 +11,8 @@ struct EndpointCandidate: Hashable {
     var zone: String?
     /// `targetRef.name` of a Pod, for endpoint weights.
     var podName: String?
+    /// The IPVS weight (see `EndpointWeights`).
+    var weight: Int32 = 1
 
     /// Ready beats serving-and-terminating beats anything else.
     var rank: Int {
@@ -59,6 +61,6 @@ extension Array where Element == EndpointCandidate {
         if chosen.isEmpty {
             chosen = pool.filter { $0.conditions.serving && $0.conditions.terminating }
         }
-        return chosen.map { RealServer(key: $0.key, forwarding: .masquerade, weight: 1) }
+        return chosen.map { RealServer(key: $0.key, forwarding: .masquerade, weight: $0.weight) }
     }
 }
