@@ -46,8 +46,11 @@ packet-test: build
 bench: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product kipvs
 	$(SWIFT) build -c release --static-swift-stdlib --product kube-api-test-server
+	$(SWIFT) build -c release --static-swift-stdlib --product packet-filter-bench
 	KIPVS=$(CURDIR)/.build/release/kipvs KIPVS_API_SERVER=$(CURDIR)/.build/release/kube-api-test-server \
 	  $(UML) --pin --mem 3G integration/bench.sh
+	KIPVS_PACKET_FILTER_BENCH=$(CURDIR)/.build/release/packet-filter-bench \
+	  $(QEMU) --mem 3G integration/bench/packet-filter.sh
 
 demo: build
 	$(UML) integration/demo.sh
