@@ -62,7 +62,7 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
     private func list(continueToken: String?, _ machine: inout ReflectorMachine<Object>) async -> ReflectorMachine<Object>.Next {
         do {
             let text = try await client.list(resource.path, limit: settings.pageSize, continueToken: continueToken)
-            let (page, problems) = try decodeList(text)
+            let (page, problems) = try await decodeList(text)
             report(problems)
             let (revision, wasSynced) = (machine.revision, machine.hasSynced)
             let next = machine.listed(page)
@@ -96,8 +96,11 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
             for try await chunk in body {
                 let revision = machine.revision
                 defer { if machine.revision != revision { publish(machine) } }
-                for line in try lines.append(chunk) {
-                    let (event, problem) = try resource.decodeEvent(line)
+                let lines = try lines.append(chunk)
+                if lines.isEmpty { continue }
+                // Parsed off the threads the sync loop runs on, a chunk's events at a time.
+                let events = try await YAMLText.offloaded { [resource] in try lines.map { try resource.decodeEvent($0) } }
+                for (event, problem) in events {
                     if let problem { report([problem]) }
                     if let next = machine.received(event) {
                         if next.restart == .expired {
@@ -125,11 +128,15 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
         }
     }
 
-    private func decodeList(_ text: String) throws(APIRequestError) -> (ListPage<Object>, [Proxy.LoadError]) {
+    /// Parsed off the threads the sync loop runs on.
+    private func decodeList(_ text: String) async throws(APIRequestError) -> (ListPage<Object>, [Proxy.LoadError]) {
+        let resource = resource
         do {
-            return try resource.decodeList(text)
-        } catch {
+            return try await YAMLText.offloaded { try resource.decodeList(text) }
+        } catch let error as MalformedResponse {
             throw APIRequestError(failure: .malformed, description: error.description)
+        } catch {
+            throw APIRequestError(failure: .malformed, description: "\(error)")
         }
     }
 

@@ -250,13 +250,31 @@ public enum YAMLText {
 
     // MARK: The parser's thread
 
+    /// Runs `body` on a parser thread of its own and frees the caller's thread meanwhile: for
+    /// callers in Swift concurrency, whose few threads the sync loop and the endpoints share.
+    public static func offloaded<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                Thread.current.threadDictionary[parserThreadKey] = true
+                continuation.resume(with: Result { try body() })
+            }
+            thread.stackSize = TextLimits.parserStackBytes
+            thread.start()
+        }
+    }
+
+    private static let parserThreadKey = "kipvs.parser-thread"
+
     /// Runs `body` on a new thread with a stack deep enough for libyaml's own nesting limit,
-    /// and waits for it: a document nested 999 deep overflows an ordinary thread's stack.
+    /// and waits for it (a document nested 999 deep overflows an ordinary thread's stack); on
+    /// such a thread already, runs it in place.
     static func onParserThread<T>(_ body: () throws -> T) throws -> T {
-        try withoutActuallyEscaping(body) { body in
+        if Thread.current.threadDictionary[parserThreadKey] != nil { return try body() }
+        return try withoutActuallyEscaping(body) { body in
             let box = ParserWork(body)
             let done = DispatchSemaphore(value: 0)
             let thread = Thread {
+                Thread.current.threadDictionary[parserThreadKey] = true
                 box.run()
                 done.signal()
             }
