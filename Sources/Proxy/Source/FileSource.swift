@@ -209,7 +209,8 @@ struct Fingerprint: Equatable {
         var file = File(path: path, size: size, modified: attributes[.modificationDate] as? Date,
                         inode: (attributes[.systemFileNumber] as? NSNumber)?.intValue ?? 0, endsMidLine: false)
         if size > 0, !path.lowercased().hasSuffix(".json"), let handle = FileHandle(forReadingAtPath: resolved) {
-            // Looked at for YAML only: JSON cut short does not parse.
+            // Looked at for YAML only: JSON cut short does not parse. A last byte that cannot be
+            // read counts as a newline: the read that follows reports the file.
             if (try? handle.seek(toOffset: UInt64(size - 1))) != nil, let last = try? handle.read(upToCount: 1) {
                 file.endsMidLine = last != Data([UInt8(ascii: "\n")])
             }
