@@ -29,7 +29,7 @@ public struct IPVSError: Error, Hashable, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
-    public var errno: Int32 { underlying.errno }
+    public var errno: Errno { underlying.errno }
 
     public var description: String {
         switch kind {

@@ -13,7 +13,7 @@ public final class KernelNFTables: NFTablesHandle {
         do {
             connection = try NetlinkConnection(protocol: Libnftnl.netlinkProtocol, receiveBuffer: receiveBuffer)
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno, operation: error.operation)
+            throw NFTablesError(errno: error.errno.rawValue, operation: error.operation)
         }
     }
 
@@ -25,7 +25,7 @@ public final class KernelNFTables: NFTablesHandle {
         } catch let error as NetlinkError where error.errno == ENOENT {
             return nil
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno, operation: error.operation)
+            throw NFTablesError(errno: error.errno.rawValue, operation: error.operation)
         }
         var snapshot = TableSnapshot()
         try read("list chains of \(name)", { Libnftnl.dumpChains(name, sequence: $1, into: $0) }) { message in
@@ -74,19 +74,19 @@ public final class KernelNFTables: NFTablesHandle {
         let first = connection.socket.reserveSequences(plan.messageCount + 2)
         let batch = plan.encode(firstSequence: first)
         let last = first &+ UInt32(plan.messageCount)
-        let failures: [(sequence: UInt32, errno: Int32)]
+        let failures: [(sequence: UInt32, errno: Errno)]
         let operation = "commit \(operations.count) nf_tables operations"
         do {
             failures = try connection.transact(batch, firstSequence: first, lastSequence: last, operation: operation)
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno, operation: operation)  // ENOBUFS: isStateUnknown
+            throw NFTablesError(errno: error.errno.rawValue, operation: operation)  // ENOBUFS: isStateUnknown
         }
         // The kernel reports every refused message at the end, in order; the first one names the culprit.
         guard let failure = failures.first else { return }
         guard let index = plan.operationIndex(ofMessage: Int(failure.sequence &- first) - 1) else {
-            throw NFTablesError(errno: failure.errno, operation: operation)
+            throw NFTablesError(errno: failure.errno.rawValue, operation: operation)
         }
-        throw NFTablesError(errno: failure.errno, operationIndex: index, operation: operations[index].description)
+        throw NFTablesError(errno: failure.errno.rawValue, operationIndex: index, operation: operations[index].description)
     }
 
     /// The specs of the sets whose elements change: from the transaction, else from the kernel.
@@ -108,7 +108,7 @@ public final class KernelNFTables: NFTablesHandle {
                 } catch let error as NetlinkError where error.errno == ENOENT {
                     continue  // the transaction fails on it, naming the operation
                 } catch let error as NetlinkError {
-                    throw NFTablesError(errno: error.errno, operation: error.operation)
+                    throw NFTablesError(errno: error.errno.rawValue, operation: error.operation)
                 }
             default:
                 continue
@@ -121,7 +121,7 @@ public final class KernelNFTables: NFTablesHandle {
         do {
             try connection.dump(operation: operation, build: build, body: body)
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno, operation: error.operation)
+            throw NFTablesError(errno: error.errno.rawValue, operation: error.operation)
         }
     }
 }

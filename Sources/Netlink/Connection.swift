@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Request/ack, dumps and batches over one netlink socket. Not thread-safe: one caller at a time.
 public final class NetlinkConnection {
     public let socket: NetlinkSocket
@@ -25,7 +21,7 @@ public final class NetlinkConnection {
     public init(protocol netlinkProtocol: Int32, receiveBuffer: Int = 8 << 20, sendBuffer: Int = 1 << 20) throws {
         socket = try NetlinkSocket(protocol: netlinkProtocol)
         // All acks of one send are queued before sendmsg returns: the buffer must hold them all.
-        socket.setBufferSizes(receive: receiveBuffer, send: sendBuffer)
+        try socket.setBufferSizes(receive: receiveBuffer, send: sendBuffer)
         sendBufferSize = sendBuffer
     }
 
@@ -40,7 +36,7 @@ public final class NetlinkConnection {
         while true {
             for message in try receive(operation: operation) where message.sequence == sequence {
                 if message.isError {
-                    if message.errorCode != 0 { throw NetlinkError(errno: message.errorCode, operation: operation) }
+                    if let errno = message.errorCode { throw NetlinkError(errno: errno, operation: operation) }
                     return replies
                 }
                 replies.append(message)
@@ -66,7 +62,7 @@ public final class NetlinkConnection {
             for message in try receive(operation: operation) where message.sequence == sequence {
                 if message.isDone { return }
                 if message.isError {
-                    if message.errorCode != 0 { throw NetlinkError(errno: message.errorCode, operation: operation) }
+                    if let errno = message.errorCode { throw NetlinkError(errno: errno, operation: operation) }
                     continue
                 }
                 try body(message)
@@ -112,28 +108,28 @@ public final class NetlinkConnection {
     /// of arrival; an error on `firstSequence` (the batch header) also ends the wait, since the
     /// kernel then answers nothing else. Lost replies (ENOBUFS) throw: the outcome is unknown.
     public func transact(_ batch: MessageBatch, firstSequence: UInt32, lastSequence: UInt32,
-                         operation: String) throws -> [(sequence: UInt32, errno: Int32)] {
+                         operation: String) throws -> [(sequence: UInt32, errno: Errno)] {
         if batch.byteCount > sendBufferSize {
-            socket.setSendBuffer(batch.byteCount)
+            try socket.setSendBuffer(batch.byteCount)
             sendBufferSize = batch.byteCount
         }
         try send(batch, operation: operation)
-        var failures: [(sequence: UInt32, errno: Int32)] = []
+        var failures: [(sequence: UInt32, errno: Errno)] = []
         while true {
             let messages: [NetlinkMessage]
             do {
                 messages = try receive(operation: operation)
-            } catch let error as NetlinkError where error.errno == ENOBUFS {
+            } catch let error as NetlinkError where error.errno == .noBufferSpace {
                 // The kernel answered the whole batch inside sendmsg: what was not dropped is queued.
                 // Drain it, so that later requests on this socket find their own replies.
                 while try !receive(operation: operation, wait: false).isEmpty {}
-                throw NetlinkError(errno: ENOBUFS, operation: "\(operation): replies lost (kernel state unknown)")
+                throw NetlinkError(errno: .noBufferSpace, operation: "\(operation): replies lost (kernel state unknown)")
             }
             for message in messages where message.isError {
                 let offset = message.sequence &- firstSequence
                 guard offset <= lastSequence &- firstSequence else { continue }  // a stray reply from an earlier request
-                if message.errorCode != 0 { failures.append((message.sequence, message.errorCode)) }
-                if message.sequence == lastSequence || (message.sequence == firstSequence && message.errorCode != 0) {
+                if let errno = message.errorCode { failures.append((message.sequence, errno)) }
+                if message.sequence == lastSequence || (message.sequence == firstSequence && message.errorCode != nil) {
                     return failures
                 }
             }
@@ -149,7 +145,7 @@ public final class NetlinkConnection {
             do {
                 // After a loss the final ack may be gone too; the rest is already queued, so drain it.
                 messages = try receive(operation: "read acks", wait: !lost)
-            } catch let error as NetlinkError where error.errno == ENOBUFS {
+            } catch let error as NetlinkError where error.errno == .noBufferSpace {
                 lost = true
                 continue
             }
@@ -157,14 +153,14 @@ public final class NetlinkConnection {
             for message in messages where message.isError {
                 let offset = message.sequence &- base
                 guard offset <= last &- base else { continue }  // a stray reply from an earlier request
-                if message.errorCode != 0 {
-                    failures[first + Int(offset)] = NetlinkError(errno: message.errorCode, operation: operation(first + Int(offset)))
+                if let errno = message.errorCode {
+                    failures[first + Int(offset)] = NetlinkError(errno: errno, operation: operation(first + Int(offset)))
                 }
                 if message.sequence == last { finished = true }
             }
         }
         if lost {
-            throw NetlinkError(errno: ENOBUFS, operation: "read acks of requests \(first + 1)…\(first + Int(last &- base) + 1) (kernel state unknown)")
+            throw NetlinkError(errno: .noBufferSpace, operation: "read acks of requests \(first + 1)…\(first + Int(last &- base) + 1) (kernel state unknown)")
         }
     }
 

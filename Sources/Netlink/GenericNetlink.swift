@@ -21,6 +21,6 @@ public enum GenericNetlink {
         for reply in replies {
             if let id = reply.genericAttributes.u16(familyIDAttribute) { return id }
         }
-        throw NetlinkError(errno: 2, operation: "resolve generic netlink family \(name)")
+        throw NetlinkError(errno: .noSuchFileOrDirectory, operation: "resolve generic netlink family \(name)")
     }
 }

@@ -38,7 +38,7 @@ public final class MessageBatch {
     deinit { base.deallocate() }
 
     public func reset() {
-        memset(base, 0, byteCount)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
         byteCount = 0
         offsets.removeAll(keepingCapacity: true)
     }
@@ -138,7 +138,7 @@ public final class MessageBatch {
     public func appendMessage(reserving: Int, _ write: (UnsafeMutableRawPointer) -> Int) {
         precondition(current == nil, "previous message not finished")
         ensureRoom(reserving)
-        memset(base + byteCount, 0, reserving)  // a dropped message may have left bytes behind
+        (base + byteCount).initializeMemory(as: UInt8.self, repeating: 0, count: reserving)  // a dropped message may have left bytes behind
         let length = write(base + byteCount)
         precondition(length >= 16 && length <= reserving, "message of \(length) bytes overran its \(reserving)-byte reservation")
         offsets.append(byteCount)
@@ -161,7 +161,7 @@ public final class MessageBatch {
     /// A copy of the finished messages, for tests and debugging.
     public var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: byteCount)) }
 
-    fileprivate func withBytes<R>(_ body: (UnsafeRawPointer, Int) throws -> R) rethrows -> R {
+    fileprivate func withBytes<R, E: Error>(_ body: (UnsafeRawPointer, Int) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawPointer(base), byteCount)
     }
 }
@@ -177,22 +177,21 @@ public final class NetlinkSocket {
     private let receiveBuffer: UnsafeMutableRawPointer
     private var lengths = [UInt32](repeating: 0, count: NetlinkSocket.slots)
 
-    public init(protocol netlinkProtocol: Int32) throws {
-        guard let socket = mnl_socket_open(netlinkProtocol) else {
-            throw NetlinkError(errno: errno, operation: "open netlink socket")
-        }
-        if mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) < 0 {
-            let e = errno
+    public init(protocol netlinkProtocol: Int32) throws(NetlinkError) {
+        let socket = try opening("open netlink socket") { mnl_socket_open(netlinkProtocol) }
+        do {
+            try retrying("bind netlink socket") { mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) }
+        } catch {
             mnl_socket_close(socket)
-            throw NetlinkError(errno: e, operation: "bind netlink socket")
+            throw error
         }
         self.socket = socket
         self.portID = mnl_socket_get_portid(socket)
-        self.nextSequence = UInt32(truncatingIfNeeded: time(nil))
+        self.nextSequence = UInt32(truncatingIfNeeded: LibC.secondsSinceEpoch())
         self.receiveBuffer = UnsafeMutableRawPointer.allocate(byteCount: Self.slotSize * Self.slots, alignment: 16)
         // Report failures with their errno only: no echo of the request, which keeps error acks small.
-        setNetlinkOption(NETLINK_CAP_ACK, 1)
-        setNetlinkOption(NETLINK_EXT_ACK, 1)
+        try setNetlinkOption(NETLINK_CAP_ACK, "NETLINK_CAP_ACK", 1)
+        try setNetlinkOption(NETLINK_EXT_ACK, "NETLINK_EXT_ACK", 1)
     }
 
     deinit {
@@ -200,31 +199,41 @@ public final class NetlinkSocket {
         receiveBuffer.deallocate()
     }
 
-    @discardableResult
-    private func setNetlinkOption(_ option: Int32, _ value: Int32) -> Bool {
+    private func setNetlinkOption(_ option: Int32, _ name: String, _ value: Int32) throws(NetlinkError) {
         var v = value
-        return mnl_socket_setsockopt(socket, option, &v, socklen_t(MemoryLayout<Int32>.size)) == 0
-    }
-
-    /// Sizes a socket buffer. FORCE (CAP_NET_ADMIN) passes `rmem_max`; the plain option is the fallback.
-    public func setBufferSizes(receive: Int, send: Int) {
-        let fd = mnl_socket_get_fd(socket)
-        for (force, plain, size) in [(SO_RCVBUFFORCE, SO_RCVBUF, receive), (SO_SNDBUFFORCE, SO_SNDBUF, send)] {
-            var v = Int32(clamping: size)
-            let len = socklen_t(MemoryLayout<Int32>.size)
-            if setsockopt(fd, SOL_SOCKET, force, &v, len) != 0 {
-                _ = setsockopt(fd, SOL_SOCKET, plain, &v, len)
-            }
+        try retrying("set socket option \(name) to \(value)") {
+            mnl_socket_setsockopt(socket, option, &v, socklen_t(MemoryLayout<Int32>.size))
         }
     }
 
+    /// Sizes both socket buffers, as `setBuffer` does.
+    public func setBufferSizes(receive: Int, send: Int) throws(NetlinkError) {
+        try setBuffer(SO_RCVBUFFORCE, "SO_RCVBUFFORCE", else: SO_RCVBUF, "SO_RCVBUF", to: receive)
+        try setBuffer(SO_SNDBUFFORCE, "SO_SNDBUFFORCE", else: SO_SNDBUF, "SO_SNDBUF", to: send)
+    }
+
     /// Sizes the send buffer alone, at least to `bytes`: a datagram larger than it fails EMSGSIZE.
-    public func setSendBuffer(_ bytes: Int) {
+    public func setSendBuffer(_ bytes: Int) throws(NetlinkError) {
+        try setBuffer(SO_SNDBUFFORCE, "SO_SNDBUFFORCE", else: SO_SNDBUF, "SO_SNDBUF", to: bytes)
+    }
+
+    /// FORCE (CAP_NET_ADMIN) passes `rmem_max`/`wmem_max`; without it the plain option is the
+    /// fallback, which the kernel caps at that maximum. Fails only when both are refused.
+    private func setBuffer(_ force: Int32, _ forceName: String, else plain: Int32, _ plainName: String, to bytes: Int)
+        throws(NetlinkError) {
         let fd = mnl_socket_get_fd(socket)
-        var v = Int32(clamping: bytes)
-        let len = socklen_t(MemoryLayout<Int32>.size)
-        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, len) != 0 {
-            _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, len)
+        let size = Int32(clamping: bytes)
+        let refused: SystemCallError
+        do {
+            try LibC.setSocketOption(fd, level: SOL_SOCKET, force, size, name: forceName)
+            return
+        } catch {
+            refused = error
+        }
+        do {
+            try LibC.setSocketOption(fd, level: SOL_SOCKET, plain, size, name: plainName)
+        } catch {
+            throw NetlinkError(errno: error.errno, operation: "\(error.operation), after \(forceName) failed with \(refused.errno.name)")
         }
     }
 
@@ -236,46 +245,78 @@ public final class NetlinkSocket {
         return first
     }
 
-    public func send(_ batch: MessageBatch, operation: String) throws {
-        try batch.withBytes { pointer, count in
-            while true {
-                let sent = mnl_socket_sendto(socket, pointer, count)
-                if sent >= 0 { return }
-                if errno == EINTR { continue }
-                throw NetlinkError(errno: errno, operation: operation)
-            }
+    public func send(_ batch: MessageBatch, operation: String) throws(NetlinkError) {
+        try batch.withBytes { pointer, count throws(NetlinkError) in
+            _ = try retrying(operation) { mnl_socket_sendto(socket, pointer, count) }
         }
     }
 
     /// Waits for at least one datagram and returns every message of the datagrams already queued.
     /// Fails with ENOBUFS when the kernel dropped messages for lack of receive buffer.
     /// Without `wait`, returns what is queued now, possibly nothing.
-    public func receive(operation: String, wait: Bool = true) throws -> [NetlinkMessage] {
+    public func receive(operation: String, wait: Bool = true) throws(NetlinkError) -> [NetlinkMessage] {
         let fd = mnl_socket_get_fd(socket)
-        let n = lengths.withUnsafeMutableBufferPointer {
-            cmnl_recv_many(fd, receiveBuffer, UInt32(Self.slotSize), UInt32(Self.slots), $0.baseAddress, wait ? 1 : 0)
+        let n = try lengths.withUnsafeMutableBufferPointer { lengths throws(NetlinkError) in
+            try retrying(operation) {
+                cmnl_recv_many(fd, receiveBuffer, UInt32(Self.slotSize), UInt32(Self.slots), lengths.baseAddress, wait ? 1 : 0)
+            }
         }
-        if n < 0 { throw NetlinkError(errno: errno, operation: operation) }
         var messages: [NetlinkMessage] = []
         for slot in 0..<Int(n) {
-            parse(receiveBuffer + slot * Self.slotSize, Int(lengths[slot]), into: &messages)
+            // One copy per datagram; its messages share it.
+            let datagram = Array(UnsafeRawBufferPointer(start: receiveBuffer + slot * Self.slotSize, count: Int(lengths[slot])))
+            Self.parse(datagram, into: &messages)
         }
         return messages
     }
 
-    private func parse(_ start: UnsafeMutableRawPointer, _ length: Int, into messages: inout [NetlinkMessage]) {
-        // One copy per datagram; its messages share it.
-        let datagram = Array(UnsafeRawBufferPointer(start: start, count: length))
+    /// The messages of one datagram, as `receive` returns them; a truncated last message is left out.
+    public static func messages(inDatagram datagram: [UInt8]) -> [NetlinkMessage] {
+        var messages: [NetlinkMessage] = []
+        parse(datagram, into: &messages)
+        return messages
+    }
+
+    private static func parse(_ datagram: [UInt8], into messages: inout [NetlinkMessage]) {
         let headerLength = Int(cmnl_nlmsg_hdrlen())
-        var remaining = Int32(length)
-        var nlh: UnsafePointer<nlmsghdr>? = UnsafePointer(start.assumingMemoryBound(to: nlmsghdr.self))
-        while let header = nlh, mnl_nlmsg_ok(header, remaining) {
-            let h = header.pointee
-            let offset = UnsafeRawPointer(header) - UnsafeRawPointer(start)
-            messages.append(NetlinkMessage(type: h.nlmsg_type, flags: h.nlmsg_flags, sequence: h.nlmsg_seq, portID: h.nlmsg_pid,
-                                           buffer: datagram, payloadRange: (offset + headerLength)..<(offset + Int(h.nlmsg_len))))
-            nlh = UnsafePointer(mnl_nlmsg_next(header, &remaining))
+        datagram.withUnsafeBytes { raw in
+            guard let start = raw.baseAddress else { return }
+            var remaining = Int32(clamping: raw.count)
+            var nlh: UnsafePointer<nlmsghdr>? = UnsafePointer(start.assumingMemoryBound(to: nlmsghdr.self))
+            while let header = nlh, mnl_nlmsg_ok(header, remaining) {
+                let h = header.pointee
+                let offset = UnsafeRawPointer(header) - start
+                messages.append(NetlinkMessage(type: h.nlmsg_type, flags: h.nlmsg_flags, sequence: h.nlmsg_seq, portID: h.nlmsg_pid,
+                                               buffer: datagram, payloadRange: (offset + headerLength)..<(offset + Int(h.nlmsg_len))))
+                nlh = UnsafePointer(mnl_nlmsg_next(header, &remaining))
+            }
         }
+    }
+}
+
+/// Runs a libmnl call that fails with -1 and errno: again while it fails with EINTR, otherwise the
+/// errno is read on the line after the call. EBADF and EFAULT trap: the socket and buffers are ours.
+@inline(never)
+@discardableResult
+private func retrying<T: FixedWidthInteger>(_ operation: @autoclosure () -> String, _ call: () -> T) throws(NetlinkError) -> T {
+    while true {
+        let result = call()
+        if result != -1 { return result }
+        let code = Errno(rawValue: Glibc.errno)
+        if code == .interrupted { continue }
+        precondition(code != .badFileDescriptor && code != .badAddress, "\(operation()): \(code.name)")
+        throw NetlinkError(errno: code, operation: operation())
+    }
+}
+
+/// The same for a libmnl call that returns nil on failure.
+@inline(never)
+private func opening(_ operation: @autoclosure () -> String, _ call: () -> OpaquePointer?) throws(NetlinkError) -> OpaquePointer {
+    while true {
+        if let result = call() { return result }
+        let code = Errno(rawValue: Glibc.errno)
+        if code == .interrupted { continue }
+        throw NetlinkError(errno: code, operation: operation())
     }
 }
 

@@ -41,8 +41,11 @@ public struct NetlinkMessage: Sendable {
         (0..<4).reduce(0) { $0 | UInt32(byte(at: offset + $1)) << (8 * $1) }
     }
 
-    /// For NLMSG_ERROR: 0 for an ack, else the positive errno.
-    public var errorCode: Int32 { -Int32(bitPattern: u32(at: 0)) }
+    /// For NLMSG_ERROR: nil for an ack, else the errno the kernel answered (sent negated).
+    public var errorCode: Errno? {
+        let code = -Int32(bitPattern: u32(at: 0))
+        return code == 0 ? nil : Errno(rawValue: code)
+    }
 
     /// For generic netlink: the command byte of `genlmsghdr`.
     public var genericCommand: UInt8 { byte(at: 0) }

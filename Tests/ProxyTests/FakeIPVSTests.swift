@@ -50,7 +50,7 @@ import Glibc
         let fake = FakeIPVS()
         let failures = fake.apply([.deleteVirtualServer(vip)])
         let error = try #require(failures[0])
-        #expect(error.errno == ESRCH)
+        #expect(error.errno == .noSuchProcess)
         #expect(error.underlying.operation == "delete virtual server TCP 10.96.0.10:80")
         #expect(error.description == "delete virtual server TCP 10.96.0.10:80: no such virtual server (ESRCH)")
     }
