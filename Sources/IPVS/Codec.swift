@@ -109,7 +109,7 @@ public enum IPVSCodec {
         batch.end()
     }
 
-    static func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 
     // MARK: - Replies
 

@@ -1,7 +1,4 @@
 import Netlink
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// An in-memory IPVS table that answers as the kernel does, with the kernel's errnos classified
 /// as `KernelIPVS` classifies them. Listings keep insertion order. For tests and dry runs.
@@ -20,7 +17,7 @@ public final class FakeIPVS: IPVSHandle {
     /// The virtual servers whose real servers were listed, in order.
     public private(set) var realServerReads: [VirtualServerKey] = []
     /// Makes chosen operations fail with the returned errno before they touch the table.
-    public var failure: ((IPVSOperation) -> Int32?)?
+    public var failure: ((IPVSOperation) -> Errno?)?
 
     private struct Entry {
         var status: VirtualServerStatus
@@ -88,36 +85,36 @@ public final class FakeIPVS: IPVSHandle {
     }
 
     /// Applies one operation; the errno the kernel would answer, or nil.
-    private func perform(_ operation: IPVSOperation) -> Int32? {
+    private func perform(_ operation: IPVSOperation) -> Errno? {
         switch operation {
         case .addVirtualServer(let server):
-            guard entries[server.key] == nil else { return EEXIST }
+            guard entries[server.key] == nil else { return .fileExists }
             if let errno = check(server) { return errno }
             order.append(server.key)
             entries[server.key] = Entry(status: VirtualServerStatus(server: server))
         case .updateVirtualServer(let server):
-            guard entries[server.key] != nil else { return ESRCH }
+            guard entries[server.key] != nil else { return .noSuchProcess }
             if let errno = check(server) { return errno }
             entries[server.key]!.status.server = server
         case .deleteVirtualServer(let key):
-            guard entries.removeValue(forKey: key) != nil else { return ESRCH }
+            guard entries.removeValue(forKey: key) != nil else { return .noSuchProcess }
             order.removeAll { $0 == key }
         case .addRealServer(let key, let real):
             // The kernel finds the service, checks the values, then looks for the destination.
-            guard var entry = entries[key] else { return ESRCH }
+            guard var entry = entries[key] else { return .noSuchProcess }
             if let errno = check(real, in: key) { return errno }
-            guard entry.reals[real.key] == nil else { return EEXIST }
+            guard entry.reals[real.key] == nil else { return .fileExists }
             entry.realOrder.append(real.key)
             entry.reals[real.key] = RealServerStatus(server: real)
             entries[key] = entry
         case .updateRealServer(let key, let real):
-            guard entries[key] != nil else { return ESRCH }
+            guard entries[key] != nil else { return .noSuchProcess }
             if let errno = check(real, in: key) { return errno }
-            guard entries[key]!.reals[real.key] != nil else { return ENOENT }
+            guard entries[key]!.reals[real.key] != nil else { return .noSuchFileOrDirectory }
             entries[key]!.reals[real.key]!.server = real
         case .deleteRealServer(let key, let realKey):
-            guard var entry = entries[key] else { return ESRCH }
-            guard entry.reals.removeValue(forKey: realKey) != nil else { return ENOENT }
+            guard var entry = entries[key] else { return .noSuchProcess }
+            guard entry.reals.removeValue(forKey: realKey) != nil else { return .noSuchFileOrDirectory }
             entry.realOrder.removeAll { $0 == realKey }
             entries[key] = entry
         }
@@ -125,19 +122,19 @@ public final class FakeIPVS: IPVSHandle {
     }
 
     /// The kernel's checks on a service: scheduler and engine modules (ENOENT), IPv6 prefix length (EINVAL).
-    private func check(_ server: VirtualServer) -> Int32? {
-        guard Self.schedulers.contains(server.scheduler) else { return ENOENT }
+    private func check(_ server: VirtualServer) -> Errno? {
+        guard Self.schedulers.contains(server.scheduler) else { return .noSuchFileOrDirectory }
         if let engine = server.persistenceEngine, !engine.isEmpty, !Self.persistenceEngines.contains(engine) {
-            return ENOENT
+            return .noSuchFileOrDirectory
         }
-        if server.key.family == .inet6, !(1...128).contains(server.netmask) { return EINVAL }
+        if server.key.family == .inet6, !(1...128).contains(server.netmask) { return .invalidArgument }
         return nil
     }
 
     /// The kernel's checks on a destination: family (EINVAL), then weight and thresholds (ERANGE).
-    private func check(_ real: RealServer, in key: VirtualServerKey) -> Int32? {
-        if real.key.address.family != key.family, real.forwarding != .tunnel { return EINVAL }
-        if real.weight < 0 || real.lowerThreshold > real.upperThreshold { return ERANGE }
+    private func check(_ real: RealServer, in key: VirtualServerKey) -> Errno? {
+        if real.key.address.family != key.family, real.forwarding != .tunnel { return .invalidArgument }
+        if real.weight < 0 || real.lowerThreshold > real.upperThreshold { return .outOfRange }
         return nil
     }
 }

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Netlink
 
 /// An IPv4 or IPv6 address. Stored inline (no heap allocation): tables of 100,000s of real
 /// servers are built, hashed and compared on every sync.
@@ -38,9 +36,8 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
 
     public init?(_ text: Substring) {
         if text.utf8.contains(UInt8(ascii: ":")) {
-            var a = in6_addr()
-            guard inet_pton(AF_INET6, String(text), &a) == 1 else { return nil }
-            self.init(family: .inet6, bytes: withUnsafeBytes(of: a) { Array($0) })
+            guard let bytes = LibC.ipv6Bytes(String(text)) else { return nil }
+            self.init(family: .inet6, bytes: bytes)
         } else {
             guard let v4 = Self.parseIPv4(text.utf8) else { return nil }
             self.init(family: .inet, high: UInt64(v4) << 32, low: 0)
@@ -88,9 +85,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
             let v = UInt32(truncatingIfNeeded: high >> 32)
             return "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
         }
-        var out = [CChar](repeating: 0, count: 64)
-        let ok = bytes.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, &out, socklen_t(out.count)) } != nil
-        return ok ? String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+        return LibC.ipv6Text(bytes) ?? "?"
     }
 
     public static func < (a: IPAddress, b: IPAddress) -> Bool {

@@ -1,10 +1,7 @@
 import Netlink
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A failed IPVS operation, classified so that callers can act on it.
-public struct IPVSError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct IPVSError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable {
         /// The kernel has no IPVS (module not loaded and not loadable).
         case unavailable
@@ -54,19 +51,19 @@ public struct IPVSError: Error, Hashable, Sendable, CustomStringConvertible {
     static func classify(_ error: NetlinkError, for operation: IPVSOperation?) -> IPVSError {
         let kind: Kind
         switch error.errno {
-        case EEXIST: kind = .alreadyExists
-        case ESRCH: kind = .noSuchVirtualServer
-        case ENOENT:
+        case .fileExists: kind = .alreadyExists
+        case .noSuchProcess: kind = .noSuchVirtualServer
+        case .noSuchFileOrDirectory:
             switch operation {
             case .updateRealServer, .deleteRealServer: kind = .noSuchRealServer
             case .addVirtualServer, .updateVirtualServer: kind = .unknownScheduler
             default: kind = .other
             }
-        case EINVAL: kind = .invalid
-        case ERANGE: kind = .outOfRange
-        case EPERM, EACCES: kind = .permissionDenied
-        case EAFNOSUPPORT: kind = .addressFamilyNotSupported
-        case ENOBUFS: kind = .stateUnknown
+        case .invalidArgument: kind = .invalid
+        case .outOfRange: kind = .outOfRange
+        case .notPermitted, .permissionDenied: kind = .permissionDenied
+        case .addressFamilyNotSupported: kind = .addressFamilyNotSupported
+        case .noBufferSpace: kind = .stateUnknown
         default: kind = .other
         }
         return IPVSError(kind: kind, underlying: error)

@@ -1,7 +1,4 @@
 import Netlink
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The kernel's IPVS table over generic netlink.
 public final class KernelIPVS: IPVSHandle {
@@ -16,7 +13,7 @@ public final class KernelIPVS: IPVSHandle {
         do {
             connection = try NetlinkConnection(protocol: NetlinkProtocol.generic, receiveBuffer: receiveBuffer)
             family = try GenericNetlink.resolve(Wire.familyName, on: connection)
-        } catch let error as NetlinkError where error.errno == ENOENT {
+        } catch let error as NetlinkError where error.errno == .noSuchFileOrDirectory {
             throw IPVSError(kind: .unavailable, underlying: error)
         } catch let error as NetlinkError {
             throw IPVSError.classify(error, for: nil)
@@ -151,7 +148,7 @@ struct DumpReplies<Value> {
 
     /// A reply that does not say what it must: EBADMSG, with what was wrong.
     static func unreadable(_ operation: String, _ detail: String) -> IPVSError {
-        IPVSError(kind: .other, underlying: NetlinkError(errno: EBADMSG, operation: "\(operation): \(detail)"))
+        IPVSError(kind: .other, underlying: NetlinkError(errno: .badMessage, operation: "\(operation): \(detail)"))
     }
 
     /// `attributes 1 2 3 6 7` of the nested object, or what the reply holds instead.

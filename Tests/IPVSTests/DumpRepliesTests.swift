@@ -45,7 +45,7 @@ import Glibc
             _ = try decode(messages)
             Issue.record("no error")
         } catch let error as IPVSError {
-            #expect(error.errno == EBADMSG)
+            #expect(error.errno == .badMessage)
             #expect(error.underlying.operation
                 == "list virtual servers: 2 of 3 replies are no virtual server kipvs can read: reply 2: attributes 1 2 3 4 6 7 8 9 in nested attribute 1, 88 bytes (and 1 more)")
         }

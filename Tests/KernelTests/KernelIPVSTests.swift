@@ -184,7 +184,7 @@ struct KernelIPVSTests {
     }
 
     @Test func missingIPVSFamilyIsReportedClearly() {
-        let error = IPVSError(kind: .unavailable, underlying: NetlinkError(errno: ENOENT, operation: "resolve generic netlink family IPVS"))
+        let error = IPVSError(kind: .unavailable, underlying: NetlinkError(errno: .noSuchFileOrDirectory, operation: "resolve generic netlink family IPVS"))
         #expect(error.description.hasPrefix("this kernel has no IPVS (is ip_vs loaded?)"))
     }
 }

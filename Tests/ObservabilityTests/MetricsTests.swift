@@ -50,7 +50,7 @@ import Testing
 
         // The kernel refuses the next real server: the failure and its errno are counted.
         ipvs.failure = { operation in
-            if case .addRealServer = operation { return EPERM }
+            if case .addRealServer = operation { return .notPermitted }
             return nil
         }
         source.state = ClusterState(services: [Self.web], endpointSlices: [Self.slice(["10.244.0.5", "10.244.0.6"])])

@@ -85,7 +85,7 @@ import Glibc
         #expect(fake.realServers(of: vip).map(\.activeConnections) == [3])
         #expect(fake.realServers(of: vip).map(\.inactiveConnections) == [4])
 
-        fake.failure = { if case .deleteRealServer = $0 { EPERM } else { nil } }
+        fake.failure = { if case .deleteRealServer = $0 { .notPermitted } else { nil } }
         let failures = fake.apply([.deleteRealServer(vip, a.key), .updateRealServer(vip, real("10.244.0.5", 8080, weight: 2))])
         #expect(failures.mapValues(\.kind) == [0: .permissionDenied])
         #expect(fake.realServers(of: vip).map(\.server.weight) == [2])

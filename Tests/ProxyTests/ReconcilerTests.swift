@@ -115,7 +115,7 @@ import Glibc
 
     @Test func refusedOperationsAreReportedAndRetried() throws {
         let fake = FakeIPVS()
-        fake.failure = { if case .addRealServer(_, let real) = $0, real.key.port == 8080 { EPERM } else { nil } }
+        fake.failure = { if case .addRealServer(_, let real) = $0, real.key.port == 8080 { .notPermitted } else { nil } }
         let reconciler = Reconciler(handle: fake)
         let first = try sync(reconciler, cluster)
         #expect(first.virtualServersAdded == 2)
@@ -138,7 +138,7 @@ import Glibc
         var shrunk = cluster
         shrunk.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5")])]
 
-        fake.failure = { if case .updateRealServer(let key, _) = $0, key == vip { EPERM } else { nil } }
+        fake.failure = { if case .updateRealServer(let key, _) = $0, key == vip { .notPermitted } else { nil } }
         let summary = try sync(reconciler, shrunk, at: 5)
         #expect(summary.failures.count == 1)
         #expect(reconciler.termination.drainingSince.keys.map(\.virtualServer) == [tcp("192.168.1.10", 30080)])
@@ -281,7 +281,7 @@ import Glibc
         _ = try sync(reconciler, cluster, readKernel: true)
         var grown = cluster
         grown.endpointSlices = [slice("web-1", service: "web", endpoints: [endpoint("10.244.0.5"), endpoint("10.244.0.7")])]
-        fake.failure = { _ in 12 }  // ENOMEM, once
+        fake.failure = { _ in .noMemory }  // once
         #expect(try sync(reconciler, grown, readKernel: false, at: 1).failures.count == 1)
         fake.failure = nil
         let reads = fake.realServerReads.count
