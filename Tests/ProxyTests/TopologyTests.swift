@@ -25,7 +25,9 @@ struct TopologyEndpoint: Sendable {
 
 /// A case of kube-proxy's TestCategorizeEndpoints (pkg/proxy/topology_test.go). `cluster` and
 /// `local` are the expected Cluster- and Local-policy endpoints; nil where the case leaves them
-/// out because the Service uses no such endpoints.
+/// out because the Service uses no such endpoints. kipvs computes both sets alike whatever the
+/// Service's policies (the builder picks one per virtual server), so cases that differ only in
+/// policies share their endpoints.
 struct TopologyCase: Sendable, CustomTestStringConvertible {
     var name: String
     var zone: String? = nil
@@ -51,6 +53,12 @@ private let zoneCases: [TopologyCase] = [
         cluster: ["10.1.2.3:80", "10.1.2.6:80"]),
     TopologyCase(
         name: "externalTrafficPolicy Local: topology ignored for Local endpoints",
+        zone: "zone-a",
+        endpoints: [e("10.1.2.3:80", zones: ["zone-a"], local: true), e("10.1.2.4:80", zones: ["zone-b"], local: true),
+                    e("10.1.2.5:80", zones: ["zone-c"]), e("10.1.2.6:80", zones: ["zone-a"])],
+        cluster: ["10.1.2.3:80", "10.1.2.6:80"], local: ["10.1.2.3:80", "10.1.2.4:80"]),
+    TopologyCase(
+        name: "internalTrafficPolicy Local: topology ignored for Local endpoints",
         zone: "zone-a",
         endpoints: [e("10.1.2.3:80", zones: ["zone-a"], local: true), e("10.1.2.4:80", zones: ["zone-b"], local: true),
                     e("10.1.2.5:80", zones: ["zone-c"]), e("10.1.2.6:80", zones: ["zone-a"])],
@@ -119,7 +127,15 @@ private let policyCases: [TopologyCase] = [
                     e("10.0.0.1:80", ready: false, serving: true, terminating: true)],
         cluster: ["10.0.0.0:80", "10.0.0.1:80"]),
     TopologyCase(
-        name: "both policies, some endpoints local",
+        name: "internalTrafficPolicy Local, externalTrafficPolicy Cluster, some endpoints local",
+        endpoints: [e("10.0.0.0:80", local: true), e("10.0.0.1:80")],
+        cluster: ["10.0.0.0:80", "10.0.0.1:80"], local: ["10.0.0.0:80"]),
+    TopologyCase(
+        name: "internalTrafficPolicy Cluster, externalTrafficPolicy Local, some endpoints local",
+        endpoints: [e("10.0.0.0:80", local: true), e("10.0.0.1:80")],
+        cluster: ["10.0.0.0:80", "10.0.0.1:80"], local: ["10.0.0.0:80"]),
+    TopologyCase(
+        name: "both policies Local, some endpoints local",
         endpoints: [e("10.0.0.0:80", local: true), e("10.0.0.1:80")],
         cluster: ["10.0.0.0:80", "10.0.0.1:80"], local: ["10.0.0.0:80"]),
     TopologyCase(
@@ -136,6 +152,9 @@ private let policyCases: [TopologyCase] = [
                     e("10.0.0.2:80", ready: false, serving: true, terminating: true, local: true),
                     e("10.0.0.3:80", ready: false, serving: true, terminating: true)],
         cluster: ["10.0.0.0:80"], local: ["10.0.0.2:80"]),
+    TopologyCase(
+        name: "externalTrafficPolicy Local ignored without external addresses",
+        endpoints: [e("10.0.0.0:80"), e("10.0.0.1:80", local: true)], cluster: ["10.0.0.0:80", "10.0.0.1:80"]),
     TopologyCase(
         name: "internal-only Service with internalTrafficPolicy Local",
         endpoints: [e("10.0.0.0:80"), e("10.0.0.1:80", local: true)], cluster: nil, local: ["10.0.0.1:80"]),
