@@ -144,3 +144,28 @@ import Testing
         #expect(try splitter.append(.init(string: ":2}\n\n")) == [#"{"b":2}"#])
     }
 }
+
+/// Versions and continue tokens go back to the server in URLs and into logs.
+@Suite struct APITokenTests {
+    @Test(arguments: [
+        #"{"metadata":{"resourceVersion":"12\n3"},"items":[]}"#,
+        #"{"metadata":{"resourceVersion":"1 2"},"items":[]}"#,
+        #"{"metadata":{"resourceVersion":""# + String(repeating: "9", count: 300) + #""},"items":[]}"#,
+        #"{"metadata":{"resourceVersion":"5","continue":"a\u001bb"},"items":[]}"#,
+    ])
+    func badListTokens(_ text: String) {
+        #expect(throws: MalformedResponse.self) { try APIResource.services.decodeList(text) }
+    }
+
+    @Test func badEventVersion() {
+        #expect(throws: MalformedResponse.self) {
+            try APIResource.services.decodeEvent(#"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"7\r\nX-Injected: 1"}}}"#)
+        }
+    }
+
+    @Test func goodTokens() throws {
+        let (page, _) = try APIResource.services.decodeList(#"{"metadata":{"resourceVersion":"81234","continue":"eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ=="},"items":[]}"#)
+        #expect(page.resourceVersion == "81234")
+        #expect(page.continueToken == "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ==")
+    }
+}

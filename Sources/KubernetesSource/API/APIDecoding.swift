@@ -17,6 +17,9 @@ extension APIResource {
         guard let version = root["metadata"]?["resourceVersion"]?.string else {
             throw MalformedResponse(description: "\(name) list without metadata.resourceVersion")
         }
+        try checkToken(version, "metadata.resourceVersion", limit: 256)
+        let continueToken = root["metadata"]?["continue"]?.string
+        if let continueToken { try checkToken(continueToken, "metadata.continue", limit: 64 << 10) }
         var items: [String: Object] = [:]
         var undecodable: Set<String> = []
         var problems: [LoadError] = []
@@ -31,7 +34,7 @@ extension APIResource {
                 problems.append(error)
             }
         }
-        let page = ListPage(items: items, resourceVersion: version, continueToken: root["metadata"]?["continue"]?.string,
+        let page = ListPage(items: items, resourceVersion: version, continueToken: continueToken,
                             undecodable: undecodable)
         return (page, problems)
     }
@@ -47,8 +50,9 @@ extension APIResource {
             return (.error(code: object["code"]?.int ?? 500), nil)
         }
         guard let version = object["metadata"]?["resourceVersion"]?.string else {
-            throw MalformedResponse(description: "\(name) \(type) event without metadata.resourceVersion")
+            throw MalformedResponse(description: "\(name) \(Excerpt.text(type, limit: 40)) event without metadata.resourceVersion")
         }
+        try checkToken(version, "metadata.resourceVersion", limit: 256)
         if type == "BOOKMARK" { return (.bookmark(resourceVersion: version), nil) }
         guard let key = object.objectKey else {
             throw MalformedResponse(description: "\(name) \(type) event without metadata.name")
@@ -65,6 +69,14 @@ extension APIResource {
         }
         return type == "ADDED" ? (.added(key: key, object: decoded, resourceVersion: version), nil)
             : (.modified(key: key, object: decoded, resourceVersion: version), nil)
+    }
+
+    /// A version or continue token goes back to the server in a URL and into logs: printable
+    /// ASCII of a sane length only (the API server's are decimal numbers and base64).
+    private func checkToken(_ token: String, _ field: String, limit: Int) throws(MalformedResponse) {
+        guard token.utf8.count <= limit, token.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw MalformedResponse(description: "\(name): \(field) \(Excerpt.quoted(token, limit: 40)) is not a token kipvs can send back")
+        }
     }
 
     private func parse(_ text: String) throws(MalformedResponse) -> Node {
