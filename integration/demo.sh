@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # kipvs end to end, inside the UML guest (`make demo` runs `integration/uml.sh integration/demo.sh`):
 # three fake pods behind the Services of examples/demo.yaml, the traffic each pod gets, then the
-# Deployment scaled down by one pod while kipvs runs.
+# Deployment scaled down by one pod while kipvs runs. Then the cluster mode: kipvs on a Kubernetes
+# API server (the test server), kubectl reading it, and a Deployment's EndpointSlices scaled up
+# and down while the traffic follows.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
 export KIPVS=${KIPVS:-$REPO/.build/debug/kipvs}
+readonly API_SERVER=${KIPVS_API_SERVER:-$REPO/.build/debug/kube-api-test-server}
 readonly EXAMPLE=$REPO/examples/demo.yaml
-readonly NODE_IP=172.20.0.10
+readonly NODE_IP=172.20.0.10 SHOP_VIP=10.96.0.20
 # shellcheck source=tests/pods.sh
 source "$REPO/integration/tests/pods.sh"
 
@@ -73,6 +76,101 @@ scale_down() {
   show ipvsadm -Ln -t 10.96.0.10:80
 }
 
+# ---------------------------------------------------------------------------- cluster mode
+
+readonly KUBECONFIG_PATH=$SCRATCH/kubeconfig ADMIN=http://127.0.0.1:16444/admin
+
+# kubectl ARGS...: the real kubectl against the test API server; prints the command first.
+kubectl_show() {
+  echo "\$ kubectl $*"
+  kubectl --kubeconfig "$KUBECONFIG_PATH" --cache-dir "$SCRATCH/kubectl-cache" "$@" 2>&1 | sed 's/^/  /'
+}
+
+# apply < YAML: what a controller writes to the API server, through the test server's admin port
+# (it serves kubectl's reads and watches; writes such as kubectl apply are not implemented).
+apply() {
+  curl -sS --fail-with-body --max-time 30 -X POST --data-binary @- "$ADMIN/apply" >/dev/null ||
+    fail "the test API server refused the objects"
+}
+
+# shop_yaml POD...: the Service shop and its Deployment's EndpointSlice with these pods ready;
+# POD=terminating for one shutting down.
+shop_yaml() {
+  local pod state
+  cat <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: shop, namespace: default}
+spec:
+  type: ClusterIP
+  clusterIP: $SHOP_VIP
+  clusterIPs: [$SHOP_VIP]
+  selector: {app: shop}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: shop-5kq9w
+  namespace: default
+  labels: {kubernetes.io/service-name: shop}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints:
+YAML
+  for pod in "$@"; do
+    state="{ready: true}"
+    if [[ $pod == *=terminating ]]; then
+      pod=${pod%=terminating}
+      state="{ready: false, serving: true, terminating: true}"
+    fi
+    echo "- {addresses: [$(pod_ip "$pod")], conditions: $state, nodeName: $NODE_NAME, targetRef: {kind: Pod, name: shop-$pod}}"
+  done
+}
+
+slices() {
+  kubectl_show get endpointslices -l kubernetes.io/service-name=shop \
+    -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.endpoints[*].addresses[0],READY:.endpoints[*].conditions.ready,POD:.endpoints[*].targetRef.name'
+}
+
+start_cluster() {
+  heading "Cluster mode: kipvs on a Kubernetes API server"
+  echo "\$ kipvs cleanup   # the file-source agent is stopped; its virtual servers and kipvs0 go"
+  "$KIPVS" cleanup --hostname-override "$NODE_NAME" 2>&1 | sed 's/^/  /'
+  [[ -x $API_SERVER ]] || fail "no test API server at $API_SERVER (make demo builds it)"
+  "$API_SERVER" --listen 127.0.0.1:16443 --admin-listen 127.0.0.1:16444 --kubeconfig-out "$KUBECONFIG_PATH" \
+    >/dev/null 2>>"$SCRATCH/api-server.log" &
+  PIDS+=($!)
+  wait_for 30 "kubeconfig from the API server" test -s "$KUBECONFIG_PATH"
+  echo "kube-api-test-server: a Kubernetes API server for tests on 127.0.0.1:16443. kubectl and kipvs read it"
+  echo "(list, watch, discovery); the Deployment controller's writes to the EndpointSlice are played through"
+  echo "its admin port, since it does not implement kubectl apply."
+  shop_yaml pod-a | apply
+  kubectl_show get services -o 'custom-columns=NAME:.metadata.name,TYPE:.spec.type,CLUSTER-IP:.spec.clusterIP,PORT:.spec.ports[*].port'
+  slices
+  echo "\$ kipvs run --source kubernetes --kubeconfig kubeconfig --hostname-override $NODE_NAME &"
+  "$KIPVS" run --source kubernetes --kubeconfig "$KUBECONFIG_PATH" --hostname-override "$NODE_NAME" >>"$KIPVS_LOG" 2>&1 &
+  KIPVS_PID=$!
+  wait_rule "-a -t $SHOP_VIP:80 -r $(pod_ip pod-a):8080 -m -w 1"
+  distribution "shop, Deployment at 1 replica" client-3 "$SHOP_VIP" 80
+}
+
+cluster_scale() {
+  heading "Deployment shop scaled to 3: its EndpointSlice gains pod-b and pod-c"
+  shop_yaml pod-a pod-b pod-c | apply
+  slices
+  wait_rule "-a -t $SHOP_VIP:80 -r $(pod_ip pod-c):8080 -m -w 1"
+  distribution "shop at 3 replicas" client-3 "$SHOP_VIP" 80
+
+  heading "Deployment shop scaled to 2: pod-c is terminating"
+  shop_yaml pod-a pod-b pod-c=terminating | apply
+  slices
+  wait_no_rule "-a -t $SHOP_VIP:80 -r $(pod_ip pod-c):8080 -m -w 1"
+  distribution "shop at 2 replicas" client-3 "$SHOP_VIP" 80
+  echo "\$ kipvs status --services --kubeconfig kubeconfig --hostname-override $NODE_NAME"
+  "$KIPVS" status --services --kubeconfig "$KUBECONFIG_PATH" --hostname-override "$NODE_NAME" 2>&1 | sed 's/^/  /'
+}
+
 main() {
   start_pods
   start_agent
@@ -81,6 +179,9 @@ main() {
   affinity
   scale_down
   distribution "web after the scale-down" client-1 10.96.0.10 80
+  agent_stop
+  start_cluster
+  cluster_scale
   heading "Done"
 }
 
