@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Netlink
 
 /// Tables in memory that answer as the kernel does: a commit applies every operation or none,
 /// and a refusal carries the kernel's errno and the index of the operation it refused.
@@ -44,43 +42,43 @@ public final class FakeNFTables: NFTablesHandle {
     }
 
     /// Applies one operation; the errno the kernel would answer, or nil.
-    private static func apply(_ operation: NFTOperation, to tables: inout [TableName: Table]) -> Int32? {
+    private static func apply(_ operation: NFTOperation, to tables: inout [TableName: Table]) -> Errno? {
         switch operation {
         case .addTable(let name):
             if tables[name] == nil { tables[name] = Table() }
         case .deleteTable(let name):
             // The kernel deletes a table with everything in it.
-            guard tables.removeValue(forKey: name) != nil else { return ENOENT }
+            guard tables.removeValue(forKey: name) != nil else { return .noSuchFileOrDirectory }
         case .addChain(let name, let chain):
-            guard var table = tables[name] else { return ENOENT }
+            guard var table = tables[name] else { return .noSuchFileOrDirectory }
             if let existing = table.chain(chain.name) {
                 // Without NLM_F_EXCL an existing chain is updated: a regular one cannot become a
                 // base chain, and a base chain's hook cannot change (6.1 answers EEXIST, later kernels EOPNOTSUPP).
-                if let hook = chain.hook, hook != existing.hook { return EEXIST }
+                if let hook = chain.hook, hook != existing.hook { return .fileExists }
                 return nil
             }
             table.chains.append(chain)
             tables[name] = table
         case .addRule(let name, let rule):
-            guard var table = tables[name], table.chain(rule.chain) != nil else { return ENOENT }
+            guard var table = tables[name], table.chain(rule.chain) != nil else { return .noSuchFileOrDirectory }
             if let errno = check(rule, in: table) { return errno }
             table.rules[rule.chain, default: []].append(rule)
             tables[name] = table
         case .addSet(let name, let spec):
-            guard var table = tables[name] else { return ENOENT }
-            if let existing = table.set(spec.name) { return existing == spec ? nil : EEXIST }
+            guard var table = tables[name] else { return .noSuchFileOrDirectory }
+            if let existing = table.set(spec.name) { return existing == spec ? nil : .fileExists }
             table.sets.append(spec)
             table.elements[spec.name] = []
             tables[name] = table
         case .addElements(let name, let set, let elements):
-            guard var table = tables[name], let spec = table.set(set) else { return ENOENT }
+            guard var table = tables[name], let spec = table.set(set) else { return .noSuchFileOrDirectory }
             var current = table.elements[set] ?? []
             var index = Dictionary(current.enumerated().map { (ElementKey($0.element), $0.offset) }, uniquingKeysWith: { a, _ in a })
             for element in elements {
                 if let errno = check(element, in: spec) { return errno }
                 if let at = index[ElementKey(element)] {
                     // The same element again is accepted (no NLM_F_EXCL); another value for its key is not.
-                    if current[at] != element { return EEXIST }
+                    if current[at] != element { return .fileExists }
                     continue
                 }
                 index[ElementKey(element)] = current.count
@@ -89,10 +87,10 @@ public final class FakeNFTables: NFTablesHandle {
             table.elements[set] = current
             tables[name] = table
         case .deleteElements(let name, let set, let elements):
-            guard var table = tables[name], table.set(set) != nil else { return ENOENT }
+            guard var table = tables[name], table.set(set) != nil else { return .noSuchFileOrDirectory }
             var current = table.elements[set] ?? []
             for element in elements {
-                guard let at = current.firstIndex(where: { ElementKey($0) == ElementKey(element) }) else { return ENOENT }
+                guard let at = current.firstIndex(where: { ElementKey($0) == ElementKey(element) }) else { return .noSuchFileOrDirectory }
                 current.remove(at: at)
             }
             table.elements[set] = current
@@ -112,32 +110,32 @@ public final class FakeNFTables: NFTablesHandle {
     }
 
     /// The kernel's checks on an element: key length, and a value exactly when the set is a map.
-    private static func check(_ element: SetElement, in spec: SetSpec) -> Int32? {
-        guard element.key.count == spec.keyLength else { return EINVAL }
-        if let end = element.keyEnd, !spec.interval || end.count != spec.keyLength { return EINVAL }
+    private static func check(_ element: SetElement, in spec: SetSpec) -> Errno? {
+        guard element.key.count == spec.keyLength else { return .invalidArgument }
+        if let end = element.keyEnd, !spec.interval || end.count != spec.keyLength { return .invalidArgument }
         switch spec.data {
         case nil:
-            if element.data != nil || element.verdict != nil { return EINVAL }
+            if element.data != nil || element.verdict != nil { return .invalidArgument }
         case .verdict?:
-            if element.verdict == nil { return EINVAL }
-            if case .jump(let chain)? = element.verdict, chain.isEmpty { return EINVAL }
+            if element.verdict == nil { return .invalidArgument }
+            if case .jump(let chain)? = element.verdict, chain.isEmpty { return .invalidArgument }
         case let data?:
-            if element.data?.count != data.length { return EINVAL }
+            if element.data?.count != data.length { return .invalidArgument }
         }
         return nil
     }
 
     /// The kernel's checks on a rule's references: the sets it looks up and the chains it jumps to.
-    private static func check(_ rule: Rule, in table: Table) -> Int32? {
+    private static func check(_ rule: Rule, in table: Table) -> Errno? {
         for expression in rule.expressions {
             switch expression {
             case .lookup(let set, _, let into, let inverted):
-                guard let spec = table.set(set) else { return ENOENT }
+                guard let spec = table.set(set) else { return .noSuchFileOrDirectory }
                 // A value needs a map, and an inverted lookup has none to give.
-                if into != nil && (spec.data == nil || inverted) { return EINVAL }
+                if into != nil && (spec.data == nil || inverted) { return .invalidArgument }
             case .verdict(.jump(let chain)), .verdict(.goto(let chain)):
-                guard let target = table.chain(chain) else { return ENOENT }
-                if target.hook != nil { return EOPNOTSUPP }  // a base chain cannot be jumped to
+                guard let target = table.chain(chain) else { return .noSuchFileOrDirectory }
+                if target.hook != nil { return .notSupported }  // a base chain cannot be jumped to
             default:
                 continue
             }

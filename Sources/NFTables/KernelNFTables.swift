@@ -1,7 +1,4 @@
 import Netlink
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The kernel's nf_tables over a NETLINK_NETFILTER socket. A commit is one nfnetlink batch,
 /// sent in one datagram: the kernel applies all of it or none of it.
@@ -13,7 +10,7 @@ public final class KernelNFTables: NFTablesHandle {
         do {
             connection = try NetlinkConnection(protocol: Libnftnl.netlinkProtocol, receiveBuffer: receiveBuffer)
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno.rawValue, operation: error.operation)
+            throw NFTablesError(errno: error.errno, operation: error.operation)
         }
     }
 
@@ -22,10 +19,10 @@ public final class KernelNFTables: NFTablesHandle {
             _ = try connection.request(operation: "get table \(name)") { batch, seq in
                 Libnftnl.getTable(name, sequence: seq, into: batch)
             }
-        } catch let error as NetlinkError where error.errno == ENOENT {
+        } catch let error as NetlinkError where error.errno == .noSuchFileOrDirectory {
             return nil
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno.rawValue, operation: error.operation)
+            throw NFTablesError(errno: error.errno, operation: error.operation)
         }
         var snapshot = TableSnapshot()
         try read("list chains of \(name)", { Libnftnl.dumpChains(name, sequence: $1, into: $0) }) { message in
@@ -64,7 +61,7 @@ public final class KernelNFTables: NFTablesHandle {
             if messages <= 1 || elements == previous { return elements }
             previous = elements
         }
-        throw NFTablesError(errno: EAGAIN, operation: "list elements of set \(table) \(set.name): every read differed")
+        throw NFTablesError(errno: .resourceTemporarilyUnavailable, operation: "list elements of set \(table) \(set.name): every read differed")
     }
 
     public func commit(_ operations: [NFTOperation]) throws {
@@ -79,14 +76,14 @@ public final class KernelNFTables: NFTablesHandle {
         do {
             failures = try connection.transact(batch, firstSequence: first, lastSequence: last, operation: operation)
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno.rawValue, operation: operation)  // ENOBUFS: isStateUnknown
+            throw NFTablesError(errno: error.errno, operation: operation)  // ENOBUFS: isStateUnknown
         }
         // The kernel reports every refused message at the end, in order; the first one names the culprit.
         guard let failure = failures.first else { return }
         guard let index = plan.operationIndex(ofMessage: Int(failure.sequence &- first) - 1) else {
-            throw NFTablesError(errno: failure.errno.rawValue, operation: operation)
+            throw NFTablesError(errno: failure.errno, operation: operation)
         }
-        throw NFTablesError(errno: failure.errno.rawValue, operationIndex: index, operation: operations[index].description)
+        throw NFTablesError(errno: failure.errno, operationIndex: index, operation: operations[index].description)
     }
 
     /// The specs of the sets whose elements change: from the transaction, else from the kernel.
@@ -105,10 +102,10 @@ public final class KernelNFTables: NFTablesHandle {
                         Libnftnl.getSets(table, name: set, sequence: seq, into: batch)
                     }
                     if let reply = replies.first, let (_, spec) = try Libnftnl.parseSet(reply) { specs[key] = spec }
-                } catch let error as NetlinkError where error.errno == ENOENT {
+                } catch let error as NetlinkError where error.errno == .noSuchFileOrDirectory {
                     continue  // the transaction fails on it, naming the operation
                 } catch let error as NetlinkError {
-                    throw NFTablesError(errno: error.errno.rawValue, operation: error.operation)
+                    throw NFTablesError(errno: error.errno, operation: error.operation)
                 }
             default:
                 continue
@@ -121,7 +118,7 @@ public final class KernelNFTables: NFTablesHandle {
         do {
             try connection.dump(operation: operation, build: build, body: body)
         } catch let error as NetlinkError {
-            throw NFTablesError(errno: error.errno.rawValue, operation: error.operation)
+            throw NFTablesError(errno: error.errno, operation: error.operation)
         }
     }
 }

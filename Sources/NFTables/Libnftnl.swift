@@ -136,12 +136,12 @@ enum Libnftnl {
         if let setID { nftnl_set_set_u32(s, UInt16(NFTNL_SET_ID.rawValue), setID) }
         for element in elements {
             let e = nftnl_set_elem_alloc()!
-            element.key.withUnsafeBytes { _ = nftnl_set_elem_set(e, UInt16(NFTNL_SET_ELEM_KEY), $0.baseAddress, UInt32($0.count)) }
+            element.key.withUnsafeBytes { must(nftnl_set_elem_set(e, UInt16(NFTNL_SET_ELEM_KEY), $0.baseAddress, UInt32($0.count))) }
             if let end = element.keyEnd {
-                end.withUnsafeBytes { _ = nftnl_set_elem_set(e, UInt16(NFTNL_SET_ELEM_KEY_END), $0.baseAddress, UInt32($0.count)) }
+                end.withUnsafeBytes { must(nftnl_set_elem_set(e, UInt16(NFTNL_SET_ELEM_KEY_END), $0.baseAddress, UInt32($0.count))) }
             }
             if let data = element.data {
-                data.withUnsafeBytes { _ = nftnl_set_elem_set(e, UInt16(NFTNL_SET_ELEM_DATA), $0.baseAddress, UInt32($0.count)) }
+                data.withUnsafeBytes { must(nftnl_set_elem_set(e, UInt16(NFTNL_SET_ELEM_DATA), $0.baseAddress, UInt32($0.count))) }
             }
             if let verdict = element.verdict {
                 let (code, chain) = verdict.kernelCode
@@ -188,7 +188,7 @@ enum Libnftnl {
         func make(_ name: String) -> OpaquePointer { nftnl_expr_alloc(name)! }
         func u32(_ e: OpaquePointer, _ attribute: Int, _ value: UInt32) { nftnl_expr_set_u32(e, UInt16(attribute), value) }
         func bytes(_ e: OpaquePointer, _ attribute: Int, _ value: [UInt8]) {
-            value.withUnsafeBytes { _ = nftnl_expr_set(e, UInt16(attribute), $0.baseAddress, UInt32($0.count)) }
+            value.withUnsafeBytes { must(nftnl_expr_set(e, UInt16(attribute), $0.baseAddress, UInt32($0.count))) }
         }
         switch expression {
         case .payload(let base, let offset, let length, let into):
@@ -335,14 +335,9 @@ enum Libnftnl {
         }
     }
 
-    /// Runs a libnftnl parser; its failure as an error. libnftnl does not always set errno, so it
-    /// is cleared first, and a failure that leaves it clear reads as EPROTO.
-    private static func parse(_ what: String, _ call: () -> Int32) throws {
-        errno = 0
-        if call() < 0 {
-            let e = errno
-            throw NFTablesError(errno: e != 0 ? e : EPROTO, operation: "parse \(what)")
-        }
+    /// Runs a libnftnl parser; its failure as an error naming what was parsed.
+    private static func parse(_ what: String, _ call: () -> Int32) throws(NFTablesError) {
+        try retrying("parse \(what)", call)
     }
 
     private static func string(_ pointer: UnsafePointer<CChar>?) -> String? { pointer.map { String(cString: $0) } }
@@ -477,7 +472,7 @@ enum Libnftnl {
     }
 
     private static func unsupported(_ what: String) -> NFTablesError {
-        NFTablesError(errno: EPROTO, operation: "read \(what) that kipvs does not write")
+        NFTablesError(errno: .protocolError, operation: "read \(what) that kipvs does not write")
     }
 
     private static func parseExpr(_ e: OpaquePointer, chain: String) throws -> Expression {
@@ -538,6 +533,25 @@ enum Libnftnl {
             throw fail()
         }
     }
+}
+
+/// Runs a libnftnl call that fails with a negative result and errno: again while it fails with
+/// EINTR, otherwise the errno is read on the line after the call. libnftnl does not always set
+/// errno, so it is cleared first, and a failure that leaves it clear reads as EPROTO.
+@inline(never)
+private func retrying(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(NFTablesError) {
+    while true {
+        Glibc.errno = 0
+        if call() >= 0 { return }
+        let code = Errno(rawValue: Glibc.errno)
+        if code == .interrupted { continue }
+        throw NFTablesError(errno: code.rawValue != 0 ? code : .protocolError, operation: operation())
+    }
+}
+
+/// A setter that fails only when memory runs out or the attribute is unknown: a bug, or the end.
+private func must(_ result: Int32, _ file: StaticString = #file, _ line: UInt = #line) {
+    precondition(result >= 0, "libnftnl refused an attribute", file: file, line: line)
 }
 
 extension Expression {

@@ -1,28 +1,26 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import Netlink
 
 /// A failed nf_tables call: the kernel's errno and what was being done. For a transaction,
 /// `operationIndex` names the operation the kernel refused; the kernel then applied none of them.
-public struct NFTablesError: Error, Hashable, Sendable, CustomStringConvertible {
-    public let errno: Int32
+public struct NFTablesError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
+    public let errno: Errno
     /// The refused operation's index in the transaction; nil for reads and whole-batch failures.
     public let operationIndex: Int?
     /// What failed, e.g. `add rule to chain inet kipvs nat-prerouting`.
     public let operation: String
 
-    public init(errno: Int32, operationIndex: Int? = nil, operation: String) {
+    public init(errno: Errno, operationIndex: Int? = nil, operation: String) {
         self.errno = errno
         self.operationIndex = operationIndex
         self.operation = operation
     }
 
     /// Replies were lost (ENOBUFS): whether the transaction was applied is unknown; read the table again.
-    public var isStateUnknown: Bool { errno == ENOBUFS && operationIndex == nil }
+    public var isStateUnknown: Bool { errno == .noBufferSpace && operationIndex == nil }
 
     public var description: String {
         if isStateUnknown { return "\(operation): replies lost, whether the kernel applied it is unknown (ENOBUFS)" }
-        return "\(operation): \(String(cString: strerror(errno)))"
+        return "\(operation): \(errno)"
     }
 }
 

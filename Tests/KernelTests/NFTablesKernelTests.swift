@@ -1,5 +1,6 @@
 import Foundation
 import NFTables
+import Netlink
 import Testing
 
 /// Where the nf_tables contract runs: the fake always; the kernel where `inet` tables work and
@@ -20,7 +21,7 @@ enum NFTVenue: String, CustomStringConvertible, Sendable {
             try nft.commit([.addTable(probe)])
             try nft.commit([.deleteTable(probe)])
             return true
-        } catch let error as NFTablesError where [EOPNOTSUPP, EPERM, EPROTONOSUPPORT].contains(error.errno) {
+        } catch let error as NFTablesError where [.notSupported, .notPermitted, .protocolNotSupported].contains(error.errno) {
             return false
         } catch {
             return true  // something else is wrong: let the tests run and say what
@@ -218,11 +219,11 @@ enum NFTVenue: String, CustomStringConvertible, Sendable {
 
         try nft.commit([.addElements(table, set: "services4", [web])])  // no NLM_F_EXCL: accepted, nothing changes
         let existing = SetElement(key: Self.service("10.96.0.10", 6, 80), data: Self.mark(0x8000))
-        expectFailure(errno: EEXIST, index: 0) { try nft.commit([.addElements(table, set: "marks", [existing])]) }
-        expectFailure(errno: ENOENT, index: 1) {
+        expectFailure(errno: .fileExists, index: 0) { try nft.commit([.addElements(table, set: "marks", [existing])]) }
+        expectFailure(errno: .noSuchFileOrDirectory, index: 1) {
             try nft.commit([.addElements(table, set: "services4", [dns]), .deleteElements(table, set: "services4", [dns, dns])])
         }
-        expectFailure(errno: ENOENT, index: 0) { try nft.commit([.addElements(table, set: "nosuchset", [web])]) }
+        expectFailure(errno: .noSuchFileOrDirectory, index: 0) { try nft.commit([.addElements(table, set: "nosuchset", [web])]) }
         snapshot = try #require(try nft.table(table))
         #expect(snapshot.elements["services4"] == [SetElement(key: Self.service("10.96.0.10", 6, 80)), web])
         #expect(snapshot.elements["marks"] == Self.elements["marks"])
@@ -246,11 +247,11 @@ enum NFTVenue: String, CustomStringConvertible, Sendable {
         #expect(snapshot.rules == Self.rules)
         let moved = Chain(name: "nat-prerouting", hook: ChainHook(type: .nat, hook: .output, priority: ChainHook.dstnat))
         // Debian 12's 6.1 answers EEXIST, kernels since 6.x EOPNOTSUPP: either refuses it.
-        expectFailure(errno: [EEXIST, EOPNOTSUPP], index: 0) { try nft.commit([.addChain(table, moved)]) }
+        expectFailure(errno: [.fileExists, .notSupported], index: 0) { try nft.commit([.addChain(table, moved)]) }
         let hooked = Chain(name: "services", hook: ChainHook(type: .filter, hook: .input, priority: 0))
-        expectFailure(errno: EEXIST, index: 1) { try nft.commit([.addTable(table), .addChain(table, hooked)]) }
+        expectFailure(errno: .fileExists, index: 1) { try nft.commit([.addTable(table), .addChain(table, hooked)]) }
         let retyped = SetSpec(name: "services4", key: [.ipv4Address, .inetProtocol, .inetService], interval: true)
-        expectFailure(errno: EEXIST, index: 0) { try nft.commit([.addSet(table, retyped)]) }
+        expectFailure(errno: .fileExists, index: 0) { try nft.commit([.addSet(table, retyped)]) }
         #expect(try nft.table(table)?.chains == Self.chains)
         #expect(try nft.table(table)?.sets == Self.sets)
         if venue == .kernel { try nft.commit([.deleteTable(table)]) }
@@ -275,21 +276,21 @@ enum NFTVenue: String, CustomStringConvertible, Sendable {
             caught = error
         }
         let error = try #require(caught)
-        #expect(error.errno == ENOENT)
+        #expect(error.errno == .noSuchFileOrDirectory)
         #expect(error.operationIndex == 2)
         #expect(error.description == "add rule to chain inet \(table.name) no-such-chain: No such file or directory")
         #expect(try nft.table(table) == before)
 
-        expectFailure(errno: ENOENT, index: 1) {
+        expectFailure(errno: .noSuchFileOrDirectory, index: 1) {
             try nft.commit([.addChain(table, Chain(name: "extra")), .addRule(table, Rule(chain: "services", [.verdict(.jump("nowhere"))]))])
         }
-        expectFailure(errno: ENOENT, index: 0) {
+        expectFailure(errno: .noSuchFileOrDirectory, index: 0) {
             try nft.commit([.addRule(table, Rule(chain: "services", [.payload(base: .network, offset: 16, length: 4, into: Self.r0),
                                                                        .lookup(set: "nosuchset", from: Self.r0, into: nil, inverted: false)]))])
         }
         let elsewhere = TableName(.inet, table.name + "_missing")
-        expectFailure(errno: ENOENT, index: 0) { try nft.commit([.addChain(elsewhere, Chain(name: "c"))]) }
-        expectFailure(errno: ENOENT, index: 0) { try nft.commit([.deleteTable(elsewhere)]) }
+        expectFailure(errno: .noSuchFileOrDirectory, index: 0) { try nft.commit([.addChain(elsewhere, Chain(name: "c"))]) }
+        expectFailure(errno: .noSuchFileOrDirectory, index: 0) { try nft.commit([.deleteTable(elsewhere)]) }
         #expect(try nft.table(table) == before)
         #expect(try nft.table(elsewhere) == nil)
         if venue == .kernel { try nft.commit([.deleteTable(table)]) }
@@ -348,12 +349,12 @@ enum NFTVenue: String, CustomStringConvertible, Sendable {
     }
 
     /// Expects `body` to throw an `NFTablesError` for operation `index`, with `errno`.
-    func expectFailure(errno: Int32, index: Int, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+    func expectFailure(errno: Errno, index: Int, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
         expectFailure(errno: [errno], index: index, sourceLocation: sourceLocation, body)
     }
 
     /// Expects `body` to throw an `NFTablesError` for operation `index`, with one of `errno`.
-    func expectFailure(errno: [Int32], index: Int, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+    func expectFailure(errno: [Errno], index: Int, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
         do {
             try body()
             Issue.record("expected a failure of operation \(index)", sourceLocation: sourceLocation)

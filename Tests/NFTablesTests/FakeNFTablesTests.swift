@@ -10,7 +10,7 @@ import Testing
         let fake = FakeNFTables()
         try fake.commit([.addTable(table), .addSet(table, set), .addElements(table, set: "s", [SetElement(key: [1, 2, 3, 4])])])
         let before = fake.table(table)
-        #expect(throws: NFTablesError(errno: 2, operationIndex: 2, operation: "add rule to chain inet kipvs missing")) {
+        #expect(throws: NFTablesError(errno: .noSuchFileOrDirectory, operationIndex: 2, operation: "add rule to chain inet kipvs missing")) {
             try fake.commit([
                 .addElements(table, set: "s", [SetElement(key: [5, 6, 7, 8])]),
                 .addChain(table, Chain(name: "c")),
@@ -26,7 +26,7 @@ import Testing
         #expect(throws: Never.self) { try fake.commit([.addTable(self.table), .addSet(self.table, self.set)]) }
         for element in [SetElement(key: [1, 2, 3]), SetElement(key: [1, 2, 3, 4], data: [0, 0, 0, 1]),
                         SetElement(key: [1, 2, 3, 4], keyEnd: [1, 2, 3, 5])] {
-            #expect(throws: NFTablesError(errno: 22, operationIndex: 0, operation: "add 1 elements to set inet kipvs s")) {
+            #expect(throws: NFTablesError(errno: .invalidArgument, operationIndex: 0, operation: "add 1 elements to set inet kipvs s")) {
                 try fake.commit([.addElements(self.table, set: "s", [element])])
             }
         }

@@ -121,4 +121,18 @@ import Testing
         let edited = NetlinkMessage(type: reply.type, flags: reply.flags, sequence: 1, portID: 0, payload: payload)
         #expect(throws: NFTablesError.self) { try Libnftnl.parseRule(edited) }
     }
+
+    /// A rule libnftnl cannot parse (an expression it does not know) names what was parsed; libnftnl
+    /// sets no errno for it, so it reads as EPROTO.
+    @Test func unparsableRuleNamesWhatWasParsed() throws {
+        let reply = try message { batch in
+            Libnftnl.rule(table, Rule(chain: "services", [.counter]), setIDs: [:], flags: 0, sequence: 1, into: batch)
+        }
+        var payload = reply.payload
+        let name = Array("counter".utf8)
+        let at = try #require((0...(payload.count - name.count)).first { Array(payload[$0..<($0 + name.count)]) == name })
+        payload.replaceSubrange(at..<(at + name.count), with: Array("nosuchx".utf8))
+        let edited = NetlinkMessage(type: reply.type, flags: reply.flags, sequence: 1, portID: 0, payload: payload)
+        #expect(throws: NFTablesError(errno: .protocolError, operation: "parse rule")) { try Libnftnl.parseRule(edited) }
+    }
 }

@@ -77,9 +77,9 @@ import Testing
         #expect(NFTOperation.addRule(table, Rule(chain: "nat-prerouting", [])).description == "add rule to chain inet kipvs nat-prerouting")
         #expect(NFTOperation.addSet(table, SetSpec(name: "m", key: [.mark], data: .mark)).description == "add map inet kipvs m")
         #expect(NFTOperation.deleteElements(table, set: "s", [SetElement(key: [1])]).description == "delete 1 elements from set inet kipvs s")
-        let error = NFTablesError(errno: 2, operationIndex: 3, operation: "add rule to chain inet kipvs nat-prerouting")
+        let error = NFTablesError(errno: .noSuchFileOrDirectory, operationIndex: 3, operation: "add rule to chain inet kipvs nat-prerouting")
         #expect(error.description == "add rule to chain inet kipvs nat-prerouting: No such file or directory")
         #expect(!error.isStateUnknown)
-        #expect(NFTablesError(errno: 105, operation: "commit 3 nf_tables operations").isStateUnknown)  // ENOBUFS
+        #expect(NFTablesError(errno: .noBufferSpace, operation: "commit 3 nf_tables operations").isStateUnknown)
     }
 }

@@ -278,7 +278,7 @@ private final class UnreadableTable: NFTablesHandle {
     var unreadable = false
 
     func table(_ name: TableName) throws -> TableSnapshot? {
-        if unreadable { throw NFTablesError(errno: 71, operation: "read rules of \(name)") }  // EPROTO
+        if unreadable { throw NFTablesError(errno: .protocolError, operation: "read rules of \(name)") }
         return base.table(name)
     }
 

@@ -1,7 +1,4 @@
 import NFTables
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The nf_tables operations that take the kipvs table from what it holds to what is wanted.
 /// When the table is missing or its chains, sets or rules differ from the ruleset, it is
@@ -97,7 +94,7 @@ public final class PacketFilterReconciler {
         } else {
             do {
                 current = try handle.table(config.table)
-            } catch let error as NFTablesError where error.errno == EPROTO {
+            } catch let error as NFTablesError where error.errno == .protocolError {
                 // Something kipvs never writes was added to its table: rebuild it.
                 current = TableSnapshot()
             }
@@ -139,5 +136,5 @@ public final class PacketFilterReconciler {
 extension NFTablesError {
     /// The kernel has no nf_tables for this table's family (UML's, for one, has it for bridges only).
     /// No nfnetlink at all answers EPROTONOSUPPORT when the socket is opened.
-    public var meansNoPacketFilter: Bool { errno == EOPNOTSUPP || errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT }
+    public var meansNoPacketFilter: Bool { [.notSupported, .addressFamilyNotSupported, .protocolNotSupported].contains(errno) }
 }
