@@ -57,7 +57,7 @@ private final class MemoryNodeNetwork: NodeNetwork {
         let conntrack = FakeConntrack([flow(from: 40002, to: "10.244.0.6")])
         let agent = Agent(ipvs: FakeIPVS(), network: MemoryNodeNetwork(), node: nodeA, conntrack: conntrack)
         _ = try agent.sync(ClusterState(services: [dns], endpointSlices: [endpoints(["10.244.0.5", "10.244.0.6"])]))
-        conntrack.failure = NetlinkError(errno: 105, operation: "dump conntrack")  // ENOBUFS
+        conntrack.failure = NetlinkError(errno: .noBufferSpace, operation: "dump conntrack")
         let failed = try agent.sync(ClusterState(services: [dns], endpointSlices: [endpoints(["10.244.0.5"])]), readKernel: false)
         #expect(failed.conntrackFailure != nil)
         #expect(conntrack.table.count == 1)
@@ -65,5 +65,26 @@ private final class MemoryNodeNetwork: NodeNetwork {
         let retried = try agent.sync(ClusterState(services: [dns], endpointSlices: [endpoints(["10.244.0.5"])]), readKernel: false)
         #expect(retried.conntrackEntriesDeleted == 1)
         #expect(conntrack.table.isEmpty)
+    }
+}
+
+/// A kernel with nf_tables for bridges only, as UML's: every inet table is refused.
+private final class NoInetTables: NFTablesHandle {
+    func table(_ name: TableName) throws -> TableSnapshot? { nil }
+    func commit(_ operations: [NFTOperation]) throws {
+        throw NFTablesError(errno: .notSupported, operationIndex: 0, operation: "add table inet kipvs")
+    }
+}
+
+@Suite struct NoPacketFilterTests {
+    @Test func aKernelWithoutInetTablesStillGetsItsVirtualServers() throws {
+        let ipvs = FakeIPVS()
+        let agent = Agent(ipvs: ipvs, network: MemoryNodeNetwork(), node: nodeA,
+                          packetFilter: PacketFilterReconciler(handle: NoInetTables(), config: PacketFilterConfig()))
+        let report = try agent.sync(ClusterState(services: [service("web")], endpointSlices: []))
+        #expect(report.packetFilterUnavailable != nil)
+        #expect(report.ipvs.virtualServersAdded == 1)
+        #expect(agent.packetFilter == nil)
+        #expect(try agent.sync(ClusterState(services: [service("web")], endpointSlices: [])).packetFilterUnavailable == nil)
     }
 }

@@ -12,6 +12,8 @@ public struct SyncReport: Sendable {
     public var conntrackEntriesDeleted = 0
     /// Why stale UDP flows could not be deleted; retried on the next sync.
     public var conntrackFailure: (any Error)?
+    /// Set on the sync that found the kernel cannot hold the packet filter table, which is then off.
+    public var packetFilterUnavailable: NFTablesError?
     public var warnings: [DesiredState.Warning] = []
 
     public var changed: Bool { ipvs.changed || packetFilter.changed || addressesBound > 0 || addressesUnbound > 0 }
@@ -67,6 +69,10 @@ public final class Agent {
         if let packetFilter {
             do {
                 report.packetFilter = try packetFilter.sync(PacketFilterElements(desired, vips: vips), readKernel: readKernel)
+            } catch let error as NFTablesError where error.meansNoPacketFilter {
+                // IPVS works without it: the sync goes on, and the table is not tried again.
+                self.packetFilter = nil
+                report.packetFilterUnavailable = error
             } catch {
                 packetFilterError = error
             }
@@ -94,10 +100,6 @@ public final class Agent {
         }
     }
 
-    /// Stops programming the packet path, for a kernel that cannot hold the table.
-    public func disablePacketFilter() {
-        packetFilter = nil
-    }
 
     /// What a sync would do, without doing it: IPVS operations and address changes.
     public func plan(_ cluster: ClusterState, now: ContinuousClock.Instant = .now) throws -> AgentPlan {

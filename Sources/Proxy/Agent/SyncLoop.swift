@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NFTables
 
 /// Paces syncs as kube-proxy does: a change is synced no sooner than `minSyncPeriod` after the
 /// previous sync (bursts coalesce), and a full resync runs every `syncPeriod` to repair anything
@@ -91,6 +90,10 @@ public final class SyncLoop {
             let elapsed = clock.now - start
             for warning in report.warnings { logger.warning("\(warning.object): \(warning.message)") }
             for failure in report.ipvs.failures { logger.error("kernel refused an operation", metadata: ["failure": "\(failure)"]) }
+            if let error = report.packetFilterUnavailable {
+                logger.error("this kernel cannot hold the packet filter table: masquerading, hairpin, the VIP filter and source ranges are off",
+                             metadata: ["error": "\(error)"])
+            }
             if let failure = report.conntrackFailure {
                 logger.error("stale UDP flows not deleted; retrying next sync", metadata: ["error": "\(failure)"])
             }
@@ -106,12 +109,6 @@ public final class SyncLoop {
             lastSyncSucceeded = report.ipvs.failures.isEmpty
             // Draining real servers need another look even when the input is quiet.
             if !agent.reconciler.termination.drainingSince.isEmpty { pending = true }
-        } catch let error as NFTablesError where error.meansNoPacketFilter && agent.packetFilter != nil {
-            // IPVS still works without the table: say so once, and sync again without it.
-            logger.error("this kernel cannot hold the packet filter table: masquerading, hairpin, the VIP filter and source ranges are off",
-                         metadata: ["error": "\(error)"])
-            agent.disablePacketFilter()
-            return syncNow(readKernel: true)
         } catch {
             result = .failure(error)
             logger.error("sync failed", metadata: ["error": "\(error)"])
