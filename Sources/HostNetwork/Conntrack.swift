@@ -1,8 +1,5 @@
 import IPVS
 import Netlink
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Which conntrack entries to delete: flows of `protocol` to `originalDestination:originalPort`
 /// whose reply comes from none of `keepReplySources`. A virtual server that lost a real server, or
@@ -278,7 +275,7 @@ public final class KernelConntrack: ConntrackHandle {
             operation: { "delete conntrack entry \(entries[$0])" },
             encode: { i, batch, seq, flags in ConntrackWire.encodeDelete(entries[i], flags: flags, sequence: seq, into: batch) })
         // ENOENT: the entry expired since the dump, or its tuple now names a newer entry (the id differs).
-        if let first = failures.sorted(by: { $0.key < $1.key }).first(where: { $0.value.errno != ENOENT }) {
+        if let first = failures.sorted(by: { $0.key < $1.key }).first(where: { $0.value.errno != .noSuchFileOrDirectory }) {
             throw first.value
         }
         return entries.count - failures.count

@@ -69,7 +69,7 @@ public final class HostNetwork {
             }
             // ifinfomsg: family, pad, type, index at 4, flags at 8
             return replies.first.map { (Int32(bitPattern: $0.u32(at: 4)), $0.u32(at: 8) & RouteWire.interfaceUp != 0) }
-        } catch let error as NetlinkError where error.errno == 19 {  // ENODEV
+        } catch let error as NetlinkError where error.errno == .noSuchDevice {
             return nil
         }
     }
@@ -93,7 +93,7 @@ public final class HostNetwork {
             }
         }
         guard let index = try interfaceIndex(named: name) else {
-            throw NetlinkError(errno: 19, operation: "create dummy interface \(name)")
+            throw NetlinkError(errno: .noSuchDevice, operation: "create dummy interface \(name)")
         }
         _ = try connection.request(operation: "bring up \(name)") { batch, seq in
             batch.begin(type: RouteWire.newLink, flags: NetlinkFlags.request | NetlinkFlags.ack, sequence: seq,
@@ -165,7 +165,7 @@ public final class HostNetwork {
                 batch.end()
             })
         // Adding an address that is there, or removing one that is gone, is the wanted end state.
-        if let first = failures.sorted(by: { $0.key < $1.key }).first(where: { $0.value.errno != 17 && $0.value.errno != 99 }) {
+        if let first = failures.sorted(by: { $0.key < $1.key }).first(where: { $0.value.errno != .fileExists && $0.value.errno != .addressNotAvailable }) {
             throw first.value
         }
         let refusedRemovals = failures.keys.filter { $0 >= add.count }.count

@@ -1,34 +1,43 @@
-import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import Netlink
 
 /// Reads and writes `/proc/sys` entries.
 public enum Sysctl {
-    public struct Failure: Error, CustomStringConvertible {
+    public struct Failure: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
         public let key: String
-        public let errno: Int32
-        public var description: String { "sysctl \(key): \(String(cString: strerror(errno)))" }
+        public let errno: Errno
+        /// `read` or `write`.
+        public let operation: String
+
+        public var description: String { "\(operation) sysctl \(key): \(errno) (\(errno.name))" }
     }
 
-    static func path(_ key: String) -> String { "/proc/sys/" + key.replacingOccurrences(of: ".", with: "/") }
+    static func path(_ key: String) -> String { "/proc/sys/" + String(key.map { $0 == "." ? "/" : $0 }) }
 
-    public static func read(_ key: String) -> String? {
-        guard let file = fopen(path(key), "r") else { return nil }
-        defer { fclose(file) }
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+    /// The entry's first line without surrounding white space; nil when the kernel has no such
+    /// entry (the module that adds it is not loaded).
+    public static func read(_ key: String) throws(Failure) -> String? {
+        let bytes: [UInt8]
+        do {
+            bytes = try LibC.readFile(path(key), limit: 4096)
+        } catch where error.errno == .noSuchFileOrDirectory {
+            return nil
+        } catch {
+            throw Failure(key: key, errno: error.errno, operation: "read")
+        }
+        let line = bytes.prefix { $0 != UInt8(ascii: "\n") }
+        let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") }
+        return String(decoding: line.drop(while: isSpace).reversed().drop(while: isSpace).reversed(), as: UTF8.self)
     }
 
     /// Writes `value` unless the entry already holds it; returns whether it changed anything.
     @discardableResult
-    public static func ensure(_ key: String, _ value: String) throws -> Bool {
-        if read(key) == value { return false }
-        guard let file = fopen(path(key), "w") else { throw Failure(key: key, errno: errno) }
-        defer { fclose(file) }
-        guard fputs(value + "\n", file) >= 0, fflush(file) == 0 else { throw Failure(key: key, errno: errno) }
+    public static func ensure(_ key: String, _ value: String) throws(Failure) -> Bool {
+        if try read(key) == value { return false }
+        do {
+            try LibC.writeFile(path(key), Array((value + "\n").utf8))
+        } catch {
+            throw Failure(key: key, errno: error.errno, operation: "write")
+        }
         return true
     }
 }

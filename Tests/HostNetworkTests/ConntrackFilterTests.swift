@@ -74,7 +74,7 @@ private func key(_ address: String, _ port: UInt16) -> RealServerKey { RealServe
     @Test func anInjectedFailureDeletesNothingOnce() throws {
         let stale = flow(to: "10.96.0.10", 53, from: "10.244.2.5", 53)
         let fake = FakeConntrack([stale])
-        fake.failure = NetlinkError(errno: 105, operation: "list UDP conntrack entries (IPv4)")  // ENOBUFS
+        fake.failure = NetlinkError(errno: .noBufferSpace, operation: "list UDP conntrack entries (IPv4)")
         let filter = ConntrackFilter(protocol: .udp, originalDestination: .v("10.96.0.10"), originalPort: 53)
         #expect(throws: NetlinkError.self) { try fake.deleteEntries(matching: [filter]) }
         #expect(fake.table == [stale])

@@ -46,7 +46,7 @@ struct HostNetworkKernelTests {
 
     @Test func sysctlEnsureWritesOnlyWhenDifferent() throws {
         let key = "net.ipv4.vs.expire_nodest_conn"
-        let before = Sysctl.read(key)
+        let before = try Sysctl.read(key)
         try Sysctl.ensure(key, "0")
         #expect(try Sysctl.ensure(key, "1") == true)
         #expect(try Sysctl.ensure(key, "1") == false)

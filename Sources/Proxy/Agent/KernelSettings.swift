@@ -26,7 +26,14 @@ public enum KernelSettings {
         var warnings: [String] = []
         for family in ["iptables", "ip6tables"] {
             let key = "net.bridge.bridge-nf-call-\(family)"
-            switch Sysctl.read(key) {
+            let value: String?
+            do {
+                value = try Sysctl.read(key)
+            } catch {
+                warnings.append("\(error)")
+                continue
+            }
+            switch value {
             case nil:
                 return ["br_netfilter is not loaded: Service traffic between pods on one bridge bypasses IPVS and nf_tables"]
             case "1":
