@@ -113,6 +113,14 @@ public enum IPVSCodec {
 
     // MARK: - Replies
 
+    /// Whether a GET_SERVICE reply is an address virtual server of a protocol other than TCP, UDP
+    /// and SCTP (IPVS also balances AH and ESP): well formed, but nothing kipvs models or owns.
+    public static func hasUnmodelledProtocol(_ attributes: Attributes) -> Bool {
+        guard let s = attributes.nested(Wire.Top.service), s.u32(Wire.Service.fwmark) == nil,
+              let p = s.u16(Wire.Service.proto) else { return false }
+        return IPProtocol(rawValue: p) == nil
+    }
+
     /// A virtual server from a GET_SERVICE reply; `nil` for a reply this code cannot read.
     public static func decodeService(_ attributes: Attributes) -> VirtualServerStatus? {
         guard let s = attributes.nested(Wire.Top.service),

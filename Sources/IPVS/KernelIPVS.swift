@@ -29,6 +29,8 @@ public final class KernelIPVS: IPVSHandle {
             try connection.dump(operation: operation, build: { batch, seq in
                 IPVSCodec.encodeDumpServices(family: family, sequence: seq, into: batch)
             }) { message in
+                // Another tool's AH or ESP service, say: kipvs never makes one, so it is passed over.
+                if IPVSCodec.hasUnmodelledProtocol(message.genericAttributes) { return }
                 replies.add(message, IPVSCodec.decodeService(message.genericAttributes))
             }
         }

@@ -153,6 +153,20 @@ import Testing
         #expect(IPVSCodec.decodeDest(message.genericAttributes, serviceFamily: .inet6)?.server == real)
     }
 
+    /// IPVS also balances AH and ESP; such a virtual server is well formed, and not kipvs' kind.
+    @Test func anESPServiceIsUnmodelledNotUnreadable() throws {
+        var bytes = encode(.addVirtualServer(VirtualServer(key: vip, scheduler: "rr")), sequence: 1)
+        // IPVS_SVC_ATTR_PROTOCOL: nla_len 6, nla_type 2, u16 6 (TCP) → 50 (ESP)
+        let at = try #require((0..<(bytes.count - 6)).first { Array(bytes[$0..<($0 + 6)]) == [6, 0, 2, 0, 6, 0] })
+        bytes[at + 4] = 50
+        let message = NetlinkMessage(type: family, flags: 2, sequence: 1, portID: 0, payload: Array(bytes[16...]))
+        #expect(IPVSCodec.hasUnmodelledProtocol(message.genericAttributes))
+        #expect(IPVSCodec.decodeService(message.genericAttributes) == nil)
+        let tcp = encode(.addVirtualServer(VirtualServer(key: vip, scheduler: "rr")), sequence: 1)
+        #expect(!IPVSCodec.hasUnmodelledProtocol(NetlinkMessage(type: family, flags: 2, sequence: 1, portID: 0,
+                                                                 payload: Array(tcp[16...])).genericAttributes))
+    }
+
     @Test func garbageRepliesDecodeToNil() {
         let message = NetlinkMessage(type: family, flags: 2, sequence: 1, portID: 0, payload: [1, 1, 0, 0, 8, 0, 1, 0x80, 9, 9, 9, 9])
         #expect(IPVSCodec.decodeService(message.genericAttributes) == nil)
