@@ -33,15 +33,15 @@ public struct IPVSError: ErrnoCarrying, Hashable, Sendable, CustomStringConverti
         case .unavailable:
             "this kernel has no IPVS (is ip_vs loaded?): \(underlying)"
         case .noSuchVirtualServer:
-            "\(underlying.operation): no such virtual server (ESRCH)"
+            "\(underlying.operation): no such virtual server (\(underlying.name))"
         case .noSuchRealServer:
-            "\(underlying.operation): no such real server (ENOENT)"
+            "\(underlying.operation): no such real server (\(underlying.name))"
         case .unknownScheduler:
-            "\(underlying.operation): unknown scheduler or persistence engine (ENOENT)"
+            "\(underlying.operation): unknown scheduler or persistence engine (\(underlying.name))"
         case .alreadyExists:
-            "\(underlying.operation): already exists (EEXIST)"
+            "\(underlying.operation): already exists (\(underlying.name))"
         case .permissionDenied:
-            "\(underlying.operation): permission denied, CAP_NET_ADMIN is needed (EPERM)"
+            "\(underlying.operation): permission denied, CAP_NET_ADMIN is needed (\(underlying.name))"
         default:
             underlying.description
         }

@@ -19,7 +19,7 @@ public struct NFTablesError: ErrnoCarrying, Hashable, Sendable, CustomStringConv
     public var isStateUnknown: Bool { errno == .noBufferSpace && operationIndex == nil }
 
     public var description: String {
-        if isStateUnknown { return "\(operation): replies lost, whether the kernel applied it is unknown (ENOBUFS)" }
+        if isStateUnknown { return "\(operation): replies lost, whether the kernel applied it is unknown (\(errno.name))" }
         return "\(operation): \(errno)"
     }
 }

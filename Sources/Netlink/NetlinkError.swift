@@ -15,20 +15,3 @@ public struct NetlinkError: ErrnoCarrying, Hashable, CustomStringConvertible, Se
         "\(operation): \(errno) (\(errno.name))"
     }
 }
-
-// Transitional: the modules above still pass and compare bare numbers.
-extension NetlinkError {
-    @available(*, deprecated, message: "pass an Errno")
-    public init(errno: Int32, operation: String) {
-        self.init(errno: Errno(rawValue: errno), operation: operation)
-    }
-}
-
-extension Errno {
-    @available(*, deprecated, message: "compare with an Errno")
-    public static func == (lhs: Errno, rhs: Int32) -> Bool { lhs.rawValue == rhs }
-    @available(*, deprecated, message: "compare with an Errno")
-    public static func != (lhs: Errno, rhs: Int32) -> Bool { lhs.rawValue != rhs }
-    @available(*, deprecated, message: "match an Errno")
-    public static func ~= (pattern: Int32, value: Errno) -> Bool { pattern == value.rawValue }
-}

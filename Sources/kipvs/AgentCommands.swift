@@ -123,7 +123,7 @@ struct NodeOptions: ParsableArguments {
         let conntrack: KernelConntrack?
         do {
             conntrack = try KernelConntrack()
-        } catch let error as NetlinkError where error.errno == EPROTONOSUPPORT {
+        } catch let error as NetlinkError where error.errno == .protocolNotSupported {
             conntrack = nil
             logger?.error("this kernel has no nfnetlink: stale UDP flows are left to expire", metadata: ["error": "\(error)"])
         }
@@ -215,10 +215,7 @@ struct RunCommand: AsyncParsableCommand {
             let set = config.ipvsTimeouts
             logger.info("IPVS timeouts set", metadata: ["tcp": "\(set.tcp)", "tcpFin": "\(set.tcpFin)", "udp": "\(set.udp)"])
         }
-        var name = utsname()
-        uname(&name)
-        let release = withUnsafeBytes(of: name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let changed = try KernelSettings.apply(kernelRelease: release)
+        let changed = try KernelSettings.apply(kernelRelease: LibC.kernelRelease())
         if !changed.isEmpty { logger.info("kernel settings applied", metadata: ["sysctls": "\(changed)"]) }
         for warning in KernelSettings.nodeWarnings() { logger.warning("\(warning)") }
 

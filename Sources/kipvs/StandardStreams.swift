@@ -1,22 +1,12 @@
 import CMnl
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// A failed read or write of a standard stream, with errno's text.
-struct StreamError: Error, CustomStringConvertible {
-    let operation: String
-    let errno: Int32
-
-    var description: String { "\(operation): \(String(cString: strerror(errno))) (errno \(errno))" }
-}
+import Netlink
 
 /// Standard output through a 64 KiB buffer: a saved table is 100,000s of lines. The first failed
 /// write stops all output and is kept for `finish()`: a full disk or a closed pipe must fail the
 /// command, not cut its output short in silence.
 struct BufferedStandardOutput: TextOutputStream {
     private var buffer: [UInt8] = []
-    private(set) var failure: StreamError?
+    private(set) var failure: SystemCallError?
 
     init() { buffer.reserveCapacity(1 << 16) }
 
@@ -28,25 +18,16 @@ struct BufferedStandardOutput: TextOutputStream {
 
     mutating func flush() {
         guard failure == nil else { return }
-        let error: Int32? = buffer.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(1, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    let code = errno
-                    if code == EINTR { continue }
-                    return code
-                }
-                offset += n
-            }
-            return nil
+        do {
+            try LibC.write(1, buffer, operation: "writing standard output")
+        } catch {
+            failure = error
         }
         buffer.removeAll(keepingCapacity: true)
-        if let error { failure = StreamError(operation: "writing standard output", errno: error) }
     }
 
     /// Writes what is buffered; throws the first write that failed.
-    mutating func finish() throws(StreamError) {
+    mutating func finish() throws(SystemCallError) {
         flush()
         if let failure { throw failure }
     }
@@ -54,19 +35,14 @@ struct BufferedStandardOutput: TextOutputStream {
 
 /// All of standard input, read straight into one buffer; throws on a read error rather than
 /// return the part read so far.
-func readStandardInput() throws(StreamError) -> [UInt8] {
+func readStandardInput() throws(SystemCallError) -> [UInt8] {
     var bytes: [UInt8] = []
-    // A redirected file tells its size: one buffer of the right size, no regrowth.
-    var info = stat()
-    if fstat(0, &info) == 0, info.st_mode & S_IFMT == S_IFREG { bytes.reserveCapacity(Int(info.st_size) + 1) }
+    // A redirected file tells its size: one buffer of the right size, no regrowth. Without it
+    // (a pipe, or fstat refused) the buffer just grows.
+    if let status = try? LibC.status(ofDescriptor: 0), status.isRegularFile { bytes.reserveCapacity(status.size + 1) }
     var chunk = [UInt8](repeating: 0, count: 1 << 20)
     while true {
-        let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        if n < 0 {
-            let code = errno
-            if code == EINTR { continue }
-            throw StreamError(operation: "reading standard input after \(bytes.count) bytes", errno: code)
-        }
+        let n = try LibC.read(0, into: &chunk, operation: "reading standard input after \(bytes.count) bytes")
         guard n > 0 else { return bytes }
         bytes.append(contentsOf: chunk[..<n])
     }

@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Netlink
 @testable import Observability
 import Proxy
 import Testing
@@ -311,9 +312,9 @@ func connectionRefused(_ port: UInt16) async throws -> Bool {
         }
         return false
     } catch let error as IOError {
-        return error.errnoCode == ECONNREFUSED
+        return Errno(rawValue: error.errnoCode) == .connectionRefused
     } catch let error as NIOConnectionError {
-        return error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+        return error.connectionErrors.contains { ($0.error as? IOError).map { Errno(rawValue: $0.errnoCode) } == .connectionRefused }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import Netlink
 
 /// A bearer token, fixed or read from a file. Projected service-account tokens are rotated on
 /// disk (about hourly), so the file is read again whenever its size, time or inode changes.
@@ -31,7 +32,7 @@ public final class BearerToken: Sendable {
         case .fixed(let token):
             return token
         case .file(let path):
-            let stamp = Self.stamp(of: path)
+            let stamp = try Self.stamp(of: path)
             if let cached = cache.withLockedValue({ $0 }), cached.stamp == stamp { return cached.token }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ConnectionError("cannot read the token file \(path)")
@@ -42,9 +43,9 @@ public final class BearerToken: Sendable {
         }
     }
 
-    private static func stamp(of path: String) -> [Int] {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return [] }
-        return [Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_ino)]
+    /// Fails, naming the path and errno, when the file cannot be looked at.
+    private static func stamp(of path: String) throws -> [Int] {
+        let status = try LibC.status(ofFile: path)
+        return [status.size, status.modifiedSeconds, status.modifiedNanoseconds, Int(truncatingIfNeeded: status.inode)]
     }
 }
