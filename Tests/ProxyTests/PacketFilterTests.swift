@@ -35,6 +35,17 @@ private let pods = slice("web-1", service: "web", endpoints: [endpoint("10.244.0
         #expect(sets["local-policy-marks-v4"] == nil)
     }
 
+    /// Set values as the status listing prints them; a value shorter than its type prints as `?`.
+    @Test func setValuesPrintAndShortOnesDoNotTrap() {
+        #expect(PacketFilterFormat.value(hostOrder(0x4000_0001)[...], .mark) == "0x40000001")
+        #expect(PacketFilterFormat.value([0x1f, 0x90][...], .inetService) == "8080")
+        #expect(PacketFilterFormat.value([17][...], .inetProtocol) == "udp")
+        for type in [SetField.mark, .inetService, .inetProtocol, .ipv4Address] {
+            #expect(PacketFilterFormat.value([][...], type) == "?")
+        }
+        #expect(PacketFilterFormat.value([1, 2, 3][...], .mark) == "?")
+    }
+
     @Test func localPolicyMarksInClusterTrafficAndOpensTheHealthCheckPort() throws {
         var web = service("web", type: .loadBalancer, ports: [Service.Port(protocol: .udp, port: 53, nodePort: 30053)],
                           externalIPs: ["198.51.100.4"], externalPolicy: .local, loadBalancer: [.init(ip: ip("203.0.113.7"))])

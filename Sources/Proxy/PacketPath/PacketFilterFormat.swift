@@ -75,10 +75,15 @@ public enum PacketFilterFormat {
         switch type {
         case .ipv4Address: return IPAddress(family: .inet, bytes: b).map(\.description) ?? "?"
         case .ipv6Address: return IPAddress(family: .inet6, bytes: b).map(\.description) ?? "?"
-        case .inetProtocol: return IPProtocol(rawValue: UInt16(b[0])).map { $0.description.lowercased() } ?? "\(b[0])"
-        case .inetService: return "\(UInt16(b[0]) << 8 | UInt16(b[1]))"
+        case .inetProtocol:
+            guard let number = b.first else { return "?" }
+            return IPProtocol(rawValue: UInt16(number)).map { $0.description.lowercased() } ?? "\(number)"
+        case .inetService:
+            guard b.count >= 2 else { return "?" }
+            return "\(UInt16(b[0]) << 8 | UInt16(b[1]))"
         case .mark, .verdict:
-            let value = b.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+            guard b.count >= 4 else { return "?" }
+            let value = UInt32(littleEndian: (0..<4).reduce(0) { $0 | UInt32(b[$1]) << (8 * $1) })  // host order
             let hex = String(value, radix: 16)
             return "0x" + String(repeating: "0", count: max(0, 8 - hex.count)) + hex
         }

@@ -298,5 +298,5 @@ struct Fields {
 
 /// A 32-bit value as registers hold marks and conntrack state: host byte order.
 func hostOrder(_ value: UInt32) -> [UInt8] {
-    withUnsafeBytes(of: value) { Array($0) }
+    (0..<4).map { UInt8(truncatingIfNeeded: value.littleEndian >> (8 * $0)) }
 }
