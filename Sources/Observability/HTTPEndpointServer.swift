@@ -33,6 +33,7 @@ public struct BindAddress: Hashable, Sendable, CustomStringConvertible {
               (0...65535).contains(port) else { return nil }
         var host = String(text[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        // Only whether it parses matters: a host that is no IP address is refused, as nil.
         guard !host.isEmpty, (try? SocketAddress(ipAddress: host, port: port)) != nil else { return nil }
         self.init(host: host, port: port)
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HostNetwork
 import IPVS
+import Netlink
 import Observability
 import Proxy
 
@@ -80,13 +81,16 @@ extension NodeOptions {
     }
 
     private func primaryAddresses() throws -> [IPAddress] {
-        func read(_ path: String) -> String {
-            // A kernel without IPv6 has no ipv6_route: no IPv6 default route, not an error.
-            (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        func read(_ path: String) throws -> String {
+            do {
+                return String(decoding: try LibC.readFile(path, limit: 64 << 20), as: UTF8.self)
+            } catch where error.errno == .noSuchFileOrDirectory {
+                return ""  // a kernel without IPv6 has no ipv6_route: no IPv6 default route, not an error
+            }
         }
         let routes: [(String?, IPAddress.Family)] = [
-            (DefaultRoutes.ipv4Interface(procNetRoute: read("/proc/net/route")), .inet),
-            (DefaultRoutes.ipv6Interface(procNetIPv6Route: read("/proc/net/ipv6_route")), .inet6),
+            (DefaultRoutes.ipv4Interface(procNetRoute: try read("/proc/net/route")), .inet),
+            (DefaultRoutes.ipv6Interface(procNetIPv6Route: try read("/proc/net/ipv6_route")), .inet6),
         ]
         let network = try HostNetwork()
         let all = try network.addresses()

@@ -108,10 +108,13 @@ struct VersionCommand: ParsableCommand {
 
     func run() throws {
         print("kipvs \(Kipvs.version)")
-        if let info = try? KernelIPVS().info() {
+        do {
+            let info = try KernelIPVS().info()
             print("IPVS \(info.versionString) (connection table size \(info.connectionTableSize))")
-        } else {
+        } catch let error as IPVSError where error.kind == .unavailable {
             print("IPVS not available in this kernel")
+        } catch {
+            print("IPVS version unknown: \(error)")  // e.g. not root: the kernel has IPVS but will not say
         }
     }
 }

@@ -50,7 +50,7 @@ public final class SyncLoop {
                 let resyncDue = lastKernelRead.map { now - $0 >= syncPeriod } ?? true
                 if resyncDue { _ = syncNow(readKernel: true) } else if changeDue { _ = syncNow(readKernel: false) }
             }
-            try? await Task.sleep(for: pollInterval)
+            try? await Task.sleep(for: pollInterval)  // only cancellation throws, and shouldStop then ends the loop
         }
         logger.info("stopping; kernel state left in place")
     }

@@ -51,8 +51,14 @@ struct ManifestCollector {
         guard case .mapping = object.node else {
             return problem(in: source, object: object.location, "expected an object with apiVersion and kind")
         }
-        let kind = (try? object.optional("kind")?.string()) ?? ""
-        let apiVersion = (try? object.optional("apiVersion")?.string()) ?? ""
+        let kind: String
+        let apiVersion: String
+        do {
+            kind = try object.optional("kind")?.string() ?? ""
+            apiVersion = try object.optional("apiVersion")?.string() ?? ""
+        } catch {
+            return problem(in: source, object: object.location, "\(error)")
+        }
         guard !kind.isEmpty else { return problem(in: source, object: object.location, "kind: missing") }
 
         // `List` from kubectl, `ServiceList` etc. from the API: both carry `items`.

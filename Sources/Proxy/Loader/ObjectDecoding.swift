@@ -74,7 +74,7 @@ extension Service.Port {
         let port = try field.required("port").port()
         var targetPort: Service.TargetPort?
         if let target = try field.optional("targetPort") {
-            if let number = try? target.int() {
+            if let number = try? target.int() {  // not a number: then a port name, checked below
                 guard (1...65535).contains(number) else { throw target.error("\(number) is out of range 1-65535") }
                 targetPort = .number(UInt16(number))
             } else {

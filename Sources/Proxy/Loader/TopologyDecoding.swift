@@ -50,6 +50,7 @@ extension ClusterNode {
         do {
             self = try ClusterNode(object)
         } catch {
+            // Only labels the problem reported here; a Node without a readable name is still named "Node".
             let name = (try? object.optional("metadata")?.optional("name")?.string()).flatMap { $0 }
             throw LoadError(problems: [.init(source: source, object: name.map { "Node \($0)" } ?? "Node", message: "\(error)")])
         }

@@ -214,7 +214,7 @@ struct Fingerprint: Equatable {
             if (try? handle.seek(toOffset: UInt64(size - 1))) != nil, let last = try? handle.read(upToCount: 1) {
                 file.endsMidLine = last != Data([UInt8(ascii: "\n")])
             }
-            try? handle.close()
+            try? handle.close()  // read-only: closing cannot lose anything
         }
         return file
     }
