@@ -4,6 +4,9 @@ import Netlink
 /// sent in one datagram: the kernel applies all of it or none of it.
 public final class KernelNFTables: NFTablesHandle {
     public let connection: NetlinkConnection
+    /// Specs of sets seen in a commit or a read, so that an element change needs no extra round trip.
+    /// Forgotten on any failure: a set changed behind kipvs' back makes a commit fail first.
+    private var knownSpecs: [SetKey: SetSpec] = [:]
 
     /// The receive buffer holds the replies to one transaction: an ack, or an error per refused message.
     public init(receiveBuffer: Int = 8 << 20) throws {
@@ -33,6 +36,7 @@ public final class KernelNFTables: NFTablesHandle {
             if let (table, set) = try Libnftnl.parseSet(message), table == name.name { snapshot.sets.append(set) }
         }
         for set in snapshot.sets {
+            knownSpecs[SetKey(table: name, name: set.name)] = set
             snapshot.elements[set.name] = try elements(of: set, in: name)
         }
         var rules: [String: [Rule]] = [:]
@@ -66,7 +70,15 @@ public final class KernelNFTables: NFTablesHandle {
 
     public func commit(_ operations: [NFTOperation]) throws {
         guard !operations.isEmpty else { return }
-        let specs = try setSpecs(for: operations)
+        do {
+            try commit(operations, specs: try setSpecs(for: operations))
+        } catch {
+            knownSpecs = [:]
+            throw error
+        }
+    }
+
+    private func commit(_ operations: [NFTOperation], specs: [SetKey: SetSpec]) throws {
         let plan = Transaction(operations, specs: specs)
         let first = connection.socket.reserveSequences(plan.messageCount + 2)
         let batch = plan.encode(firstSequence: first)
@@ -79,7 +91,13 @@ public final class KernelNFTables: NFTablesHandle {
             throw NFTablesError(errno: error.errno, operation: operation)  // ENOBUFS: isStateUnknown
         }
         // The kernel reports every refused message at the end, in order; the first one names the culprit.
-        guard let failure = failures.first else { return }
+        guard let failure = failures.first else {
+            for operation in operations {
+                if case .deleteTable(let table) = operation { knownSpecs = knownSpecs.filter { $0.key.table != table } }
+                if case .addSet(let table, let spec) = operation { knownSpecs[SetKey(table: table, name: spec.name)] = spec }
+            }
+            return
+        }
         guard let index = plan.operationIndex(ofMessage: Int(failure.sequence &- first) - 1) else {
             throw NFTablesError(errno: failure.errno, operation: operation)
         }
@@ -97,11 +115,18 @@ public final class KernelNFTables: NFTablesHandle {
             case .addElements(let table, let set, _), .deleteElements(let table, let set, _):
                 let key = SetKey(table: table, name: set)
                 guard specs[key] == nil else { continue }
+                if let known = knownSpecs[key] {
+                    specs[key] = known
+                    continue
+                }
                 do {
                     let replies = try connection.request(operation: "get set \(table) \(set)") { batch, seq in
                         Libnftnl.getSets(table, name: set, sequence: seq, into: batch)
                     }
-                    if let reply = replies.first, let (_, spec) = try Libnftnl.parseSet(reply) { specs[key] = spec }
+                    if let reply = replies.first, let (_, spec) = try Libnftnl.parseSet(reply) {
+                        specs[key] = spec
+                        knownSpecs[key] = spec
+                    }
                 } catch let error as NetlinkError where error.errno == .noSuchFileOrDirectory {
                     continue  // the transaction fails on it, naming the operation
                 } catch let error as NetlinkError {
