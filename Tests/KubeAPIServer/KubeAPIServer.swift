@@ -5,8 +5,9 @@ import NIOHTTP1
 import NIOPosix
 
 /// A Kubernetes API server for tests, on 127.0.0.1 and an ephemeral port: discovery, list
-/// (paginated, at consistent versions) and watch (replay from any retained version, bookmarks)
-/// of v1 Services and discovery.k8s.io/v1 EndpointSlices, and faults on demand. Plain HTTP, no
+/// (paginated, at consistent versions), watch (replay from any retained version, bookmarks) and
+/// writes (create, replace, delete, server-side apply) of v1 Services and discovery.k8s.io/v1
+/// EndpointSlices, and faults on demand. Plain HTTP, no
 /// authentication. Start it with `withServer`, which stops it when the body returns.
 public final class KubeAPIServer: Sendable {
     /// Which requests an injected failure applies to.
@@ -42,6 +43,9 @@ public final class KubeAPIServer: Sendable {
         var expiredWatchAnswer = ExpiredWatchAnswer.errorEvent
         var requests: [String] = []
     }
+
+    /// The largest request body read; a larger one is answered 413.
+    static let maximumBody = 16 << 20
 
     public let port: Int
     let store = ObjectStore()
@@ -200,20 +204,36 @@ public final class KubeAPIServer: Sendable {
     private func handle(_ connection: Connection) async {
         try? await connection.executeThenClose { requests, responses in
             var head: HTTPRequestHead?
+            var body = ByteBuffer()
+            var tooLarge = false
             for try await part in requests {
                 switch part {
-                case .head(let request): head = request
-                case .body: break
+                case .head(let request):
+                    (head, tooLarge) = (request, false)
+                    body.clear()
+                case .body(var chunk):
+                    if body.readableBytes + chunk.readableBytes > Self.maximumBody {
+                        tooLarge = true
+                    } else if !tooLarge {
+                        body.writeBuffer(&chunk)
+                    }
                 case .end:
                     guard let request = head else { continue }
-                    try await respond(to: request, on: responses)
+                    if tooLarge {
+                        try await send(413, Discovery.status(413, reason: "RequestEntityTooLarge",
+                                                             message: "request body over \(Self.maximumBody) bytes"),
+                                       version: request.version, on: responses)
+                        return
+                    }
+                    try await respond(to: request, body: body, on: responses)
                     if !request.isKeepAlive { return }
                 }
             }
         }
     }
 
-    private func respond(to head: HTTPRequestHead, on out: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
+    private func respond(to head: HTTPRequestHead, body: ByteBuffer,
+                         on out: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
         faults.withLockedValue { $0.requests.append(head.uri) }
         let request = APIRequest(uri: head.uri)
         switch takeFailure(for: request) {
@@ -240,9 +260,14 @@ public final class KubeAPIServer: Sendable {
         if let resource = Resource.allCases.first(where: { $0.groupVersionPath == request.path }) {
             return try await send(200, Discovery.resourceList(resource), version: head.version, on: out)
         }
-        guard head.method == .GET, let target = request.target else {
+        guard let target = request.target else {
             return try await send(404, Discovery.status(404, reason: "NotFound", message: "the server could not find the requested resource"),
                                   version: head.version, on: out)
+        }
+        guard head.method == .GET else {
+            let (status, answer) = write(head.method, target, request, contentType: head.headers["Content-Type"].first,
+                                         body: String(buffer: body))
+            return try await send(status, answer, version: head.version, on: out)
         }
         if let name = target.name {
             guard let object = store.objects(target.resource)["\(target.namespace ?? "default")/\(name)"] else {

@@ -47,24 +47,78 @@ final class ObjectStore: Sendable {
 
     var revision: Int { state.withLockedValue { $0.revision } }
 
+    /// What a write needs of the object as it is, as the API server's verbs do.
+    enum Precondition: Sendable {
+        /// Create (POST): there must be none.
+        case absent
+        /// Replace (PUT): there must be one, and at `resourceVersion` when the new object names one.
+        case present
+        /// Create or replace (server-side apply, and the tests' own `put`).
+        case none
+    }
+
+    enum WriteResult: Sendable {
+        case written(JSON, created: Bool)
+        case alreadyExists
+        case notFound
+        /// The object names a resourceVersion that is not the current one.
+        case conflict
+    }
+
     /// Creates or replaces an object; returns it as stored, with its resourceVersion.
     @discardableResult
     func put(_ resource: Resource, _ object: JSON) -> JSON {
+        guard case .written(let stored, _) = write(resource, object, requiring: .none) else {
+            preconditionFailure("a write without precondition always succeeds")
+        }
+        return stored
+    }
+
+    /// Creates or replaces an object if `precondition` holds: a new resourceVersion and an ADDED or
+    /// MODIFIED event. A replacement keeps the uid and creationTimestamp it had, as the API server does.
+    func write(_ resource: Resource, _ object: JSON, requiring precondition: Precondition) -> WriteResult {
         state.withLockedValue { state in
             var object = object
             let key = Self.key(of: object)
+            let current = state.objects[resource]?[key]
+            switch (precondition, current) {
+            case (.absent, _?): return .alreadyExists
+            case (.present, nil): return .notFound
+            case (.present, let current?):
+                if let wanted = object["metadata"]?["resourceVersion"]?.string, !wanted.isEmpty,
+                   wanted != current["metadata"]?["resourceVersion"]?.string {
+                    return .conflict
+                }
+            default: break
+            }
             state.revision += 1
             var metadata = object["metadata"] ?? [:]
             metadata["resourceVersion"] = .string(String(state.revision))
             if metadata["namespace"] == nil { metadata["namespace"] = "default" }
+            for kept in ["uid", "creationTimestamp"] where current?["metadata"]?[kept] != nil {
+                metadata[kept] = current?["metadata"]?[kept]
+            }
             if metadata["uid"] == nil { metadata["uid"] = .string("uid-\(resource.rawValue)-\(key)") }
             if metadata["creationTimestamp"] == nil { metadata["creationTimestamp"] = "2025-01-01T00:00:00Z" }
             object["metadata"] = metadata
             object["kind"] = .string(resource.kind)
             object["apiVersion"] = .string(resource.apiVersion)
-            let type = state.objects[resource]?[key] == nil ? "ADDED" : "MODIFIED"
             state.objects[resource, default: [:]][key] = object
-            Self.record(Change(revision: state.revision, resource: resource, type: type, key: key, object: object), in: &state)
+            Self.record(Change(revision: state.revision, resource: resource, type: current == nil ? "ADDED" : "MODIFIED",
+                               key: key, object: object), in: &state)
+            return .written(object, created: current == nil)
+        }
+    }
+
+    /// Deletes an object; returns it as its DELETED event carries it, or nil when there was none.
+    func remove(_ resource: Resource, namespace: String, name: String) -> JSON? {
+        state.withLockedValue { state in
+            let key = "\(namespace)/\(name)"
+            guard var object = state.objects[resource]?.removeValue(forKey: key) else { return nil }
+            state.revision += 1
+            object["metadata"]?["resourceVersion"] = .string(String(state.revision))
+            Self.record(Change(revision: state.revision, resource: resource, type: "DELETED", key: key, object: object),
+                        in: &state)
             return object
         }
     }
@@ -72,15 +126,7 @@ final class ObjectStore: Sendable {
     /// Deletes an object; false when there was none.
     @discardableResult
     func delete(_ resource: Resource, namespace: String, name: String) -> Bool {
-        state.withLockedValue { state in
-            let key = "\(namespace)/\(name)"
-            guard var object = state.objects[resource]?.removeValue(forKey: key) else { return false }
-            state.revision += 1
-            object["metadata"]?["resourceVersion"] = .string(String(state.revision))
-            Self.record(Change(revision: state.revision, resource: resource, type: "DELETED", key: key, object: object),
-                        in: &state)
-            return true
-        }
+        remove(resource, namespace: namespace, name: name) != nil
     }
 
     /// Current objects, by `namespace/name`.

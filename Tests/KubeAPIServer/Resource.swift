@@ -8,6 +8,16 @@ public enum Resource: String, Sendable, CaseIterable {
     /// `/api/v1` or `/apis/discovery.k8s.io/v1`.
     public var groupVersionPath: String { self == .services ? "/api/v1" : "/apis/discovery.k8s.io/v1" }
 
+    /// As the API server names it in messages: `services`, `endpointslices.discovery.k8s.io`.
+    var qualifiedName: String { self == .services ? rawValue : "\(rawValue).discovery.k8s.io" }
+
+    /// A Status's details for one object.
+    func details(_ name: String) -> JSON {
+        var details: JSON = ["name": .string(name), "kind": .string(rawValue)]
+        if self == .endpointslices { details["group"] = "discovery.k8s.io" }
+        return details
+    }
+
     var singularName: String { self == .services ? "service" : "endpointslice" }
     var shortNames: [String] { self == .services ? ["svc"] : [] }
 
@@ -49,8 +59,10 @@ enum Discovery {
         "platform": "linux/amd64",
     ]
 
-    static func status(_ code: Int, reason: String, message: String) -> JSON {
-        ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure", "message": .string(message),
-         "reason": .string(reason), "code": .int(code)]
+    static func status(_ code: Int, reason: String, message: String, details: JSON? = nil) -> JSON {
+        var status: JSON = ["kind": "Status", "apiVersion": "v1", "metadata": [:], "status": "Failure", "message": .string(message),
+                            "reason": .string(reason), "code": .int(code)]
+        if let details { status["details"] = details }
+        return status
     }
 }
