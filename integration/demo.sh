@@ -2,8 +2,8 @@
 # kipvs end to end, inside the UML guest (`make demo` runs `integration/uml.sh integration/demo.sh`):
 # three fake pods behind the Services of examples/demo.yaml, the traffic each pod gets, then the
 # Deployment scaled down by one pod while kipvs runs. Then the cluster mode: kipvs on a Kubernetes
-# API server (the test server), kubectl reading it, and a Deployment's EndpointSlices scaled up
-# and down while the traffic follows.
+# API server (the test server), kubectl applying a Service and a Deployment's EndpointSlice to it,
+# then the slice as the Deployment scales up and down, while the traffic follows.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -78,25 +78,24 @@ scale_down() {
 
 # ---------------------------------------------------------------------------- cluster mode
 
-readonly KUBECONFIG_PATH=$SCRATCH/kubeconfig ADMIN=http://127.0.0.1:16444/admin
+readonly KUBECONFIG_PATH=$SCRATCH/kubeconfig
 
-# kubectl ARGS...: the real kubectl against the test API server; prints the command first.
+# kubectl ARGS...: the real kubectl against the test API server, in $SCRATCH (where the
+# manifests are); prints the command first.
 kubectl_show() {
   echo "\$ kubectl $*"
-  kubectl --kubeconfig "$KUBECONFIG_PATH" --cache-dir "$SCRATCH/kubectl-cache" "$@" 2>&1 | sed 's/^/  /'
+  (cd "$SCRATCH" && kubectl --kubeconfig "$KUBECONFIG_PATH" --cache-dir "$SCRATCH/kubectl-cache" "$@") 2>&1 | sed 's/^/  /'
 }
 
-# apply < YAML: what a controller writes to the API server, through the test server's admin port
-# (it serves kubectl's reads and watches; writes such as kubectl apply are not implemented).
-apply() {
-  curl -sS --fail-with-body --max-time 30 -X POST --data-binary @- "$ADMIN/apply" >/dev/null ||
-    fail "the test API server refused the objects"
+# kubectl_apply FILE...: server-side apply, as a controller or an operator writes to the API server.
+# --validate=false: validation would fetch the OpenAPI documents, which the test server does not serve.
+kubectl_apply() {
+  local args=() file
+  for file in "$@"; do args+=(-f "$file"); done
+  kubectl_show apply --server-side --validate=false "${args[@]}" || fail "kubectl apply ${args[*]}"
 }
 
-# shop_yaml POD...: the Service shop and its Deployment's EndpointSlice with these pods ready;
-# POD=terminating for one shutting down.
-shop_yaml() {
-  local pod state
+service_yaml() {
   cat <<YAML
 apiVersion: v1
 kind: Service
@@ -107,7 +106,14 @@ spec:
   clusterIPs: [$SHOP_VIP]
   selector: {app: shop}
   ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
----
+YAML
+}
+
+# slice_yaml POD...: the Deployment's EndpointSlice of shop with these pods ready; POD=terminating
+# for one shutting down.
+slice_yaml() {
+  local pod state
+  cat <<YAML
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
@@ -138,14 +144,15 @@ start_cluster() {
   echo "\$ kipvs cleanup   # the file-source agent is stopped; its virtual servers and kipvs0 go"
   "$KIPVS" cleanup --hostname-override "$NODE_NAME" 2>&1 | sed 's/^/  /'
   [[ -x $API_SERVER ]] || fail "no test API server at $API_SERVER (make demo builds it)"
-  "$API_SERVER" --listen 127.0.0.1:16443 --admin-listen 127.0.0.1:16444 --kubeconfig-out "$KUBECONFIG_PATH" \
-    >/dev/null 2>>"$SCRATCH/api-server.log" &
+  "$API_SERVER" --listen 127.0.0.1:16443 --kubeconfig-out "$KUBECONFIG_PATH" >/dev/null 2>>"$SCRATCH/api-server.log" &
   PIDS+=($!)
   wait_for 30 "kubeconfig from the API server" test -s "$KUBECONFIG_PATH"
-  echo "kube-api-test-server: a Kubernetes API server for tests on 127.0.0.1:16443. kubectl and kipvs read it"
-  echo "(list, watch, discovery); the Deployment controller's writes to the EndpointSlice are played through"
-  echo "its admin port, since it does not implement kubectl apply."
-  shop_yaml pod-a | apply
+  echo "kube-api-test-server: a Kubernetes API server for tests on 127.0.0.1:16443 (discovery, list, watch,"
+  echo "create, replace, delete, server-side apply). kubectl writes the Service and the EndpointSlice the"
+  echo "Deployment's controller would write; kipvs reads them."
+  service_yaml >"$SCRATCH/shop-service.yaml"
+  slice_yaml pod-a >"$SCRATCH/shop-slice.yaml"
+  kubectl_apply shop-service.yaml shop-slice.yaml
   kubectl_show get services -o 'custom-columns=NAME:.metadata.name,TYPE:.spec.type,CLUSTER-IP:.spec.clusterIP,PORT:.spec.ports[*].port'
   slices
   echo "\$ kipvs run --source kubernetes --kubeconfig kubeconfig --hostname-override $NODE_NAME &"
@@ -157,13 +164,15 @@ start_cluster() {
 
 cluster_scale() {
   heading "Deployment shop scaled to 3: its EndpointSlice gains pod-b and pod-c"
-  shop_yaml pod-a pod-b pod-c | apply
+  slice_yaml pod-a pod-b pod-c >"$SCRATCH/shop-slice.yaml"
+  kubectl_apply shop-slice.yaml
   slices
   wait_rule "-a -t $SHOP_VIP:80 -r $(pod_ip pod-c):8080 -m -w 1"
   distribution "shop at 3 replicas" client-3 "$SHOP_VIP" 80
 
   heading "Deployment shop scaled to 2: pod-c is terminating"
-  shop_yaml pod-a pod-b pod-c=terminating | apply
+  slice_yaml pod-a pod-b pod-c=terminating >"$SCRATCH/shop-slice.yaml"
+  kubectl_apply shop-slice.yaml
   slices
   wait_no_rule "-a -t $SHOP_VIP:80 -r $(pod_ip pod-c):8080 -m -w 1"
   distribution "shop at 2 replicas" client-3 "$SHOP_VIP" 80
