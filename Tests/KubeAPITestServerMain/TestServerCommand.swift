@@ -11,7 +11,7 @@ import UnixSignals
 struct TestServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kube-api-test-server",
-        abstract: "A Kubernetes API server for tests: Services and EndpointSlices, list/watch, faults on demand.",
+        abstract: "A Kubernetes API server for tests: Services and EndpointSlices, list/watch, writes, faults on demand.",
         discussion: """
             Once both ports listen it writes the kubeconfig (if asked) and prints one line, \
             "api http://127.0.0.1:PORT admin http://127.0.0.1:PORT", on standard output. \
