@@ -5,10 +5,12 @@
 # node; externalTrafficPolicy Local (client address kept, local endpoints only, every endpoint
 # for in-cluster clients, the health-check node port); the virtual IP filter;
 # loadBalancerSourceRanges; UDP conntrack cleanup; kipvs' nf_tables table restored after
-# tampering. One line per path, ok or FAIL, so that a reader sees which path broke.
+# tampering; ClusterIPs, NodePorts and the virtual IP filter over IPv6 too, through dual-stack
+# Services. One line per path, ok or FAIL, so that a reader sees which path broke.
 source "$(dirname "$0")/topology.sh"
 
 readonly CIP_A=10.96.0.10 CIP_B=10.96.0.11 CIP_SELF=10.96.0.12 CIP_DNS=10.96.0.18
+readonly CIP_A6=fd00:96::10 CIP_B6=fd00:96::11 CIP_SELF6=fd00:96::12
 readonly NP_A=30081 NP_B=30082 NP_LOCAL=30083 NP_LOCAL_B=30084 NP_RANGES=30085
 readonly LB_LOCAL=192.168.60.15 LB_LOCAL_B=192.168.60.16 LB_RANGES=192.168.60.17
 readonly HC_LOCAL=32000 HC_LOCAL_B=32001
@@ -17,7 +19,7 @@ readonly HOST_PORT=9999
 # The UDP flow of the conntrack check: its fixed source port.
 readonly FLOW_PORT=40053
 # What a pod sees when node A masquerades: one of node A's own addresses (a regex).
-readonly NODE_A_SOURCES="(${CNI_A//./\\.}|${NODE_A//./\\.})"
+readonly NODE_A_SOURCES="(${CNI_A//./\\.}|${NODE_A//./\\.})" NODE_A_SOURCES6="($CNI_A6|$NODE_A6)"
 # How long a request waits for its answer: what a broken path costs. The checks that expect
 # silence wait SILENCE out.
 readonly WAIT=5 SILENCE=3
@@ -98,13 +100,13 @@ eventually() {
 
 write_manifests() {
   local ports=TCP:80:8080,UDP:80:8080
-  service_yaml web-a "  clusterIP: $CIP_A" "" "$ports" a2 | manifest_write web-a
-  service_yaml web-b "  clusterIP: $CIP_B" "" "$ports" b1 | manifest_write web-b
-  service_yaml self "  clusterIP: $CIP_SELF" "" "$ports" a1 | manifest_write self
-  service_yaml np-a "  type: NodePort
-  clusterIP: 10.96.0.13" "" "TCP:80:8080:$NP_A,UDP:80:8080:$NP_A" a2 | manifest_write np-a
-  service_yaml np-b "  type: NodePort
-  clusterIP: 10.96.0.14" "" "TCP:80:8080:$NP_B,UDP:80:8080:$NP_B" b1 | manifest_write np-b
+  dual_stack_yaml web-a "$CIP_A" "$CIP_A6" "" "" "$ports" a2 | manifest_write web-a
+  dual_stack_yaml web-b "$CIP_B" "$CIP_B6" "" "" "$ports" b1 | manifest_write web-b
+  dual_stack_yaml self "$CIP_SELF" "$CIP_SELF6" "" "" "$ports" a1 | manifest_write self
+  dual_stack_yaml np-a 10.96.0.13 fd00:96::13 "  type: NodePort" "" "TCP:80:8080:$NP_A,UDP:80:8080:$NP_A" a2 |
+    manifest_write np-a
+  dual_stack_yaml np-b 10.96.0.14 fd00:96::14 "  type: NodePort" "" "TCP:80:8080:$NP_B,UDP:80:8080:$NP_B" b1 |
+    manifest_write np-b
   local_yaml a2 b1 | manifest_write local
   load_balancer_yaml local-b 10.96.0.16 "$LB_LOCAL_B" "$NP_LOCAL_B" "  externalTrafficPolicy: Local
   healthCheckNodePort: $HC_LOCAL_B" b1 | manifest_write local-b
@@ -143,6 +145,7 @@ setup() {
   route_add client 192.168.60.0/24 "$NODE_A"
   route_add client2 192.168.60.0/24 "$NODE_A"
   route_add client 10.96.0.0/16 "$NODE_A"
+  route_add client fd00:96::/64 "$NODE_A6"
   write_manifests
   agent_start a
   agent_start b
@@ -162,6 +165,8 @@ cluster_ips() {
   check_both "pod a1 -> ClusterIP -> pod b1 on node B" a1 "$CIP_B" 80 b1 "$POD_A1"
   check_both "pod a1 -> ClusterIP -> itself (hairpin: sees node A, not itself)" a1 "$CIP_SELF" 80 a1 "$NODE_A_SOURCES"
   check_both "node A -> ClusterIP -> pod b1 on node B (masqueraded)" a "$CIP_B" 80 b1 "$NODE_A_SOURCES"
+  check_both "client -> ClusterIP via node A -> pod b1 on node B (outside the cluster CIDR: masqueraded)" client \
+    "$CIP_B" 80 b1 "$NODE_A_SOURCES"
 }
 
 node_ports() {
@@ -189,6 +194,33 @@ vip_filter() {
   check_refused "pod a1 -> ClusterIP, a port with no Service, a host process listening" a1 tcp "$CIP_A" "$HOST_PORT"
   check_refused "pod a1 -> ClusterIP, a port with no Service, a host process listening" a1 udp "$CIP_A" "$HOST_PORT"
   check_refused "client -> ClusterIP, a port with no Service, a host process listening" client tcp "$CIP_A" "$HOST_PORT"
+}
+
+# IPv6 through the same agents: the dual-stack Services' second cluster IPs and node A's IPv6
+# node port address.
+cluster_ips6() {
+  check_both "pod a1 -> ClusterIPv6 -> pod a2 on node A" a1 "$CIP_A6" 80 a2 "$POD_A16"
+  check_both "pod a1 -> ClusterIPv6 -> pod b1 on node B" a1 "$CIP_B6" 80 b1 "$POD_A16"
+  check_both "pod a1 -> ClusterIPv6 -> itself (hairpin: sees node A, not itself)" a1 "$CIP_SELF6" 80 a1 \
+    "$NODE_A_SOURCES6"
+  check_both "node A -> ClusterIPv6 -> pod b1 on node B (masqueraded)" a "$CIP_B6" 80 b1 "$NODE_A_SOURCES6"
+  check_both "client -> ClusterIPv6 via node A -> pod b1 on node B (outside the cluster CIDR: masqueraded)" client \
+    "$CIP_B6" 80 b1 "$NODE_A_SOURCES6"
+}
+
+node_ports6() {
+  check_both "client -> NodePort on node A's IPv6 address -> pod a2 on node A" client "$NODE_A6" "$NP_A" a2 \
+    "$NODE_A_SOURCES6"
+  check_both "client -> NodePort on node A's IPv6 address -> pod b1 on node B" client "$NODE_A6" "$NP_B" b1 \
+    "$NODE_A_SOURCES6"
+}
+
+vip_filter6() {
+  check "host process on node A answers on its own IPv6 address" client tcp "$NODE_A6" "$HOST_PORT" a "$CLIENT6"
+  check_refused "pod a1 -> ClusterIPv6, a port with no Service, a host process listening" a1 tcp "$CIP_A6" "$HOST_PORT"
+  check_refused "pod a1 -> ClusterIPv6, a port with no Service, a host process listening" a1 udp "$CIP_A6" "$HOST_PORT"
+  check_refused "client -> ClusterIPv6, a port with no Service, a host process listening" client tcp "$CIP_A6" \
+    "$HOST_PORT"
 }
 
 source_ranges() {
@@ -336,6 +368,9 @@ cluster_ips
 node_ports
 local_policy
 vip_filter
+cluster_ips6
+node_ports6
+vip_filter6
 source_ranges
 health_check_node_ports
 udp_conntrack

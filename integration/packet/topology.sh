@@ -11,6 +11,9 @@
 #                         default route is its own node's cni0 address, so replies take the
 #                         short way back, as in a cluster.
 #
+# Every node, pod and client has an IPv6 address too: the LAN's ::11, ::12, ::100, ::101; pods
+# in fd00:244:1::/64 on node A and fd00:244:2::/64 on node B, bridges on ::1, pods from ::2.
+#
 # The test's own network namespace plays node A; the others are named namespaces whose names
 # are unique to the test. A pod, a node or a client is named by its role: a, b, client,
 # client2, lan, a1, a2, b1. Every process started here stops, and every namespace goes, when
@@ -28,7 +31,8 @@ readonly NODE_A6=fd00:50::11 NODE_B6=fd00:50::12 CLIENT6=fd00:50::100
 readonly CNI_A=10.244.1.1 CNI_B=10.244.2.1 CNI_A6=fd00:244:1::1 CNI_B6=fd00:244:2::1
 readonly POD_A1=10.244.1.2 POD_A2=10.244.1.3 POD_B1=10.244.2.2
 readonly POD_A16=fd00:244:1::2 POD_A26=fd00:244:1::3 POD_B16=fd00:244:2::2
-readonly CLUSTER_CIDR=10.244.0.0/16
+# Both families' pod prefixes: fd00:244::/32 holds each node's fd00:244:N::/64.
+readonly CLUSTER_CIDR=10.244.0.0/16 CLUSTER_CIDR6=fd00:244::/32
 # Node names as the manifests' endpoints carry them.
 readonly NODE_NAME_A=node-a NODE_NAME_B=node-b
 
@@ -210,15 +214,17 @@ manifest_write() {
   mv -f "$MANIFESTS/.$1.new" "$MANIFESTS/$1.yaml"
 }
 
-# endpoint_yaml ROLE: one ready endpoint of the pod ROLE (a1, a2 or b1), on its node.
+# endpoint_yaml FAMILY ROLE: one ready endpoint of the pod ROLE (a1, a2 or b1), on its node, by
+# its address of FAMILY (IPv4 or IPv6).
 endpoint_yaml() {
-  local address node
-  case $1 in
-    a1) address=$POD_A1 node=$NODE_NAME_A ;;
-    a2) address=$POD_A2 node=$NODE_NAME_A ;;
-    b1) address=$POD_B1 node=$NODE_NAME_B ;;
-    *) fail "no such pod: $1" ;;
+  local address address6 node
+  case $2 in
+    a1) address=$POD_A1 address6=$POD_A16 node=$NODE_NAME_A ;;
+    a2) address=$POD_A2 address6=$POD_A26 node=$NODE_NAME_A ;;
+    b1) address=$POD_B1 address6=$POD_B16 node=$NODE_NAME_B ;;
+    *) fail "no such pod: $2" ;;
   esac
+  [[ $1 != IPv6 ]] || address=$address6
   printf -- '- addresses: [%s]\n  conditions: {ready: true}\n  nodeName: %s\n' "$address" "$node"
 }
 
@@ -228,7 +234,7 @@ endpoint_yaml() {
 service_yaml() {
   local name=$1 spec=$2 status=$3 ports=$4
   shift 4
-  local entry protocol port target node_port lower pod
+  local entry protocol port target node_port lower
   echo "---"
   echo "apiVersion: v1"
   echo "kind: Service"
@@ -243,15 +249,36 @@ service_yaml() {
       "${node_port:+, nodePort: $node_port}"
   done
   [[ -z $status ]] || echo "$status"
+  slice_yaml "$name" IPv4 "$ports" "$@"
+}
+
+# dual_stack_yaml NAME CLUSTER_IP CLUSTER_IP6 SPEC_LINES STATUS_LINES PORT_SPEC POD...: as
+# service_yaml, for a RequireDualStack Service with a cluster IP and an EndpointSlice per family.
+dual_stack_yaml() {
+  local name=$1 ip=$2 ip6=$3 spec=$4 status=$5 ports=$6
+  shift 6
+  service_yaml "$name" "  clusterIP: $ip
+  clusterIPs: [$ip, $ip6]
+  ipFamilies: [IPv4, IPv6]
+  ipFamilyPolicy: RequireDualStack${spec:+
+$spec}" "$status" "$ports" "$@"
+  slice_yaml "$name" IPv6 "$ports" "$@"
+}
+
+# slice_yaml SERVICE FAMILY PORT_SPEC POD...: the Service's EndpointSlice of FAMILY (IPv4 or IPv6).
+slice_yaml() {
+  local name=$1 family=$2 ports=$3
+  shift 3
+  local entry protocol port target node_port lower pod
   cat <<YAML
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: $name-1
+  name: $name-${family,,}
   namespace: default
   labels: {kubernetes.io/service-name: $name}
-addressType: IPv4
+addressType: $family
 ports:
 YAML
   for entry in ${ports//,/ }; do
@@ -260,20 +287,20 @@ YAML
     echo "- {name: $lower, protocol: $protocol, port: $target}"
   done
   if (($#)); then echo "endpoints:"; else echo "endpoints: []"; fi
-  for pod in "$@"; do endpoint_yaml "$pod"; done
+  for pod in "$@"; do endpoint_yaml "$family" "$pod"; done
 }
 
 # ---------------------------------------------------------------------------- agents
 
 # agent_flags NODE: kube-proxy's flags for a node of this topology (a or b).
 agent_flags() {
-  local name address
+  local name address address6
   case $1 in
-    a) name=$NODE_NAME_A address=$NODE_A ;;
-    b) name=$NODE_NAME_B address=$NODE_B ;;
+    a) name=$NODE_NAME_A address=$NODE_A address6=$NODE_A6 ;;
+    b) name=$NODE_NAME_B address=$NODE_B address6=$NODE_B6 ;;
     *) fail "no such node: $1" ;;
   esac
-  echo --source "file:$MANIFESTS" --hostname-override "$name" --nodeport-addresses "$address/32"
+  echo --source "file:$MANIFESTS" --hostname-override "$name" --nodeport-addresses "$address/32,$address6/128"
 }
 
 # agent_once NODE [FLAG...]: one sync with `kipvs run --once`; its log in $SCRATCH/once-NODE.log.
@@ -290,7 +317,7 @@ agent_start() {
   local node=$1
   shift
   # shellcheck disable=SC2046 # one flag per word
-  in_ns "$node" "$KIPVS" run $(agent_flags "$node") --cluster-cidr "$CLUSTER_CIDR" \
+  in_ns "$node" "$KIPVS" run $(agent_flags "$node") --cluster-cidr "$CLUSTER_CIDR,$CLUSTER_CIDR6" \
     --ipvs-sync-period 3s --ipvs-min-sync-period 0s \
     --healthz-bind-address 0.0.0.0:10256 --metrics-bind-address 127.0.0.1:0 --log-level debug "$@" \
     >"$SCRATCH/agent-$node.log" 2>&1 &
