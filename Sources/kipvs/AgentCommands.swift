@@ -286,6 +286,9 @@ struct PlanCommand: ParsableCommand {
         for address in result.unbind { print("# unbind \(address) from \(agent.node.dummyInterface)") }
         if !result.ipvs.isEmpty { print(result.ipvs.description) }
         if let packetFilter = result.packetFilter, !packetFilter.isEmpty { print(packetFilter.description) }
+        if result.packetFilter == nil {
+            FileHandle.standardError.write(Data("note: no packet filter table is planned: this kernel cannot hold one\n".utf8))
+        }
         if result.ipvs.isEmpty && (result.packetFilter?.isEmpty ?? true) && result.bind.isEmpty && result.unbind.isEmpty {
             print("# nothing to change")
         }

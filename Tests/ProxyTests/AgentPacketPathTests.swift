@@ -88,3 +88,14 @@ private final class NoInetTables: NFTablesHandle {
         #expect(try agent.sync(ClusterState(services: [service("web")], endpointSlices: [])).packetFilterUnavailable == nil)
     }
 }
+
+@Suite struct PlanWithoutPacketFilterTests {
+    @Test func aKernelWithoutInetTablesPlansNoTable() throws {
+        let agent = Agent(ipvs: FakeIPVS(), network: MemoryNodeNetwork(), node: nodeA,
+                          packetFilter: PacketFilterReconciler(handle: NoInetTables(), config: PacketFilterConfig()))
+        #expect(try agent.plan(ClusterState(services: [service("web")], endpointSlices: [])).packetFilter == nil)
+        let able = Agent(ipvs: FakeIPVS(), network: MemoryNodeNetwork(), node: nodeA,
+                         packetFilter: PacketFilterReconciler(handle: FakeNFTables(), config: PacketFilterConfig()))
+        #expect(try able.plan(ClusterState(services: [service("web")], endpointSlices: [])).packetFilter?.rebuild == true)
+    }
+}

@@ -109,7 +109,9 @@ public final class Agent {
         let plan = try reconciler.plan(desired, ownership: Ownership(node: node, desired: desired, boundAddresses: addresses.bound),
                                        now: now)
         let wanted = desired.addresses.subtracting(local)
-        let packetFilterPlan = try packetFilter?.plan(PacketFilterElements(desired, vips: wanted))
+        var packetFilterPlan = try packetFilter?.plan(PacketFilterElements(desired, vips: wanted))
+        // No table to read may mean a kernel that cannot hold one: then there is nothing to plan.
+        if packetFilterPlan?.rebuild == true, try packetFilter?.kernelCanHoldTable() == false { packetFilterPlan = nil }
         return AgentPlan(ipvs: plan, packetFilter: packetFilterPlan, bind: wanted.subtracting(addresses.bound).sorted(),
                          unbind: addresses.bound.subtracting(wanted).sorted(), warnings: desired.warnings)
     }

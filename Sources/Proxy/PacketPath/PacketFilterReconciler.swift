@@ -119,6 +119,18 @@ public final class PacketFilterReconciler {
         return summary
     }
 
+    /// Whether the kernel takes a table of this family, by adding and deleting a scratch one in one
+    /// transaction, which leaves nothing behind.
+    public func kernelCanHoldTable() throws -> Bool {
+        let probe = TableName(config.table.family, config.table.name + "-probe")
+        do {
+            try handle.commit([.addTable(probe), .deleteTable(probe)])
+            return true
+        } catch let error as NFTablesError where error.meansNoPacketFilter {
+            return false
+        }
+    }
+
     /// Deletes the table; false when there was none.
     @discardableResult
     public func remove() throws -> Bool {
