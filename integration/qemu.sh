@@ -14,6 +14,8 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
+# shellcheck source=integration/guest-env.sh
+source "$REPO/integration/guest-env.sh"
 
 MEM=2G
 TIMEOUT=${KIPVS_QEMU_TIMEOUT:-900}
@@ -39,27 +41,6 @@ cleanup() {
   fi
   if [[ -n $TAIL_PID ]]; then kill "$TAIL_PID" 2>/dev/null || true; fi
   if [[ -n $WORK ]]; then rm -rf "$WORK"; fi
-}
-
-# The guest shares the host's PATH layout, plus wherever this host's swift lives.
-guest_path() {
-  local path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-  local swift dir=/opt/swift/usr/bin
-  if swift=$(command -v swift); then dir=$(dirname "$swift"); fi
-  [[ $dir == /opt/swift/usr/bin ]] || path="$dir:$path"
-  echo "/opt/swift/usr/bin:$path"
-}
-
-# NAME=VALUE words for the guest script's whole environment (init's own holds kernel leftovers).
-guest_env() {
-  local name
-  printf '%q ' "PATH=$(guest_path)" "HOME=${HOME:-/root}" LANG=C.UTF-8 \
-    TMPDIR=/run/kipvs KIPVS_SCRATCH=/run/kipvs
-  for name in $(compgen -e); do
-    case $name in
-      CI | KIPVS*) printf '%q ' "$name=${!name}" ;;
-    esac
-  done
 }
 
 # write_init KERNEL_DIR SCRIPT [ARGS...]: the guest's PID 1 after the initramfs hands over.
