@@ -115,14 +115,14 @@ import Testing
             server.put(.services, Self.web(port: 80))
             server.silenceNext(1, .list(.services))
             try await withSource(server, logs: logs) { _, tracker in
-                _ = try await tracker.waitFor(timeout: .seconds(10)) { webPorts($0) == [80] }
+                _ = try await tracker.waitFor(timeout: .seconds(30)) { webPorts($0) == [80] }
                 #expect(logs.messages.contains { $0.contains("list failed") && $0.contains("no response headers within 0.3 seconds") })
 
                 try await waitUntil { server.openWatches == 2 }
                 server.silenceNext(1, .watch(.services))
                 server.closeWatches()
                 server.put(.services, Self.web(port: 83))
-                _ = try await tracker.waitFor(timeout: .seconds(10)) { webPorts($0) == [83] }
+                _ = try await tracker.waitFor(timeout: .seconds(30)) { webPorts($0) == [83] }
                 #expect(logs.messages.contains { $0.contains("watch refused") && $0.contains("no response headers within") })
             }
         }
