@@ -133,7 +133,7 @@ import Testing
         try await KubeAPIServer.withServer { server in
             let body = "{\"message\": \"first\nsecond\r\u{1B}[2J\u{1B}]0;title\u{7}\"}" + String(repeating: "z", count: 100_000)
             server.failNext(1, .list(.services), status: 500, body: body)
-            let http = try APIClient.makeHTTPClient(for: ClusterConnection(server: server.url), idleTimeout: .seconds(5))
+            let http = try APIClient.makeHTTPClient(for: ClusterConnection(server: server.url), idleTimeout: .seconds(30))
             let client = APIClient(http: http, connection: ClusterConnection(server: server.url))
             var description = ""
             do {
