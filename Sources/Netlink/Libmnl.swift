@@ -277,19 +277,19 @@ public final class NetlinkSocket {
         return messages
     }
 
+    /// Walks the headers in Swift rather than with `mnl_nlmsg_ok`, which takes a length of 2 GiB or
+    /// more for a negative one and lets the walk run off the datagram.
     private static func parse(_ datagram: [UInt8], into messages: inout [NetlinkMessage]) {
         let headerLength = Int(cmnl_nlmsg_hdrlen())
-        datagram.withUnsafeBytes { raw in
-            guard let start = raw.baseAddress else { return }
-            var remaining = Int32(clamping: raw.count)
-            var nlh: UnsafePointer<nlmsghdr>? = UnsafePointer(start.assumingMemoryBound(to: nlmsghdr.self))
-            while let header = nlh, mnl_nlmsg_ok(header, remaining) {
-                let h = header.pointee
-                let offset = UnsafeRawPointer(header) - start
-                messages.append(NetlinkMessage(type: h.nlmsg_type, flags: h.nlmsg_flags, sequence: h.nlmsg_seq, portID: h.nlmsg_pid,
-                                               buffer: datagram, payloadRange: (offset + headerLength)..<(offset + Int(h.nlmsg_len))))
-                nlh = UnsafePointer(mnl_nlmsg_next(header, &remaining))
-            }
+        func u16(_ at: Int) -> UInt16 { UInt16(datagram[at]) | UInt16(datagram[at + 1]) << 8 }
+        func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
+        var at = 0
+        while datagram.count - at >= headerLength {
+            let length = Int(u32(at))
+            guard length >= headerLength, length <= datagram.count - at else { return }
+            messages.append(NetlinkMessage(type: u16(at + 4), flags: u16(at + 6), sequence: u32(at + 8), portID: u32(at + 12),
+                                           buffer: datagram, payloadRange: (at + headerLength)..<(at + length)))
+            at += (length + 3) & ~3
         }
     }
 }

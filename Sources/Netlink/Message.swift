@@ -42,8 +42,9 @@ public struct NetlinkMessage: Sendable {
     }
 
     /// For NLMSG_ERROR: nil for an ack, else the errno the kernel answered (sent negated).
+    /// Wrapping: negating INT32_MIN, which no kernel sends, must not trap.
     public var errorCode: Errno? {
-        let code = -Int32(bitPattern: u32(at: 0))
+        let code = 0 &- Int32(bitPattern: u32(at: 0))
         return code == 0 ? nil : Errno(rawValue: code)
     }
 

@@ -61,6 +61,8 @@ import Glibc
         }
         #expect(reply(0).errorCode == nil)
         #expect(reply(-Errno.fileExists.rawValue).errorCode == .fileExists)
+        // Negating the most negative value trapped; it reads as the (meaningless) number it is.
+        #expect(reply(.min).errorCode == Errno(rawValue: .min))
     }
 }
 
@@ -115,5 +117,19 @@ import Glibc
         #expect(messages.first?.sequence == 7)
         #expect(messages.first?.errorCode == nil)
         #expect(NetlinkSocket.messages(inDatagram: []).isEmpty)
+    }
+
+    /// libmnl reads a length of 2 GiB or more as negative, so such a header passed its check, and
+    /// 0xffffffff aligned to 0: the split stood still, appending the same message until memory ran out.
+    @Test(arguments: [UInt32.max, 0x8000_0000, 0xffff_fff0])
+    func aHeaderClaimingGigabytesEndsTheSplit(length: UInt32) {
+        var datagram: [UInt8] = [
+            0x14, 0, 0, 0, 0x03, 0, 0x02, 0, 0x01, 0, 0, 0, 0, 0, 0, 0,  // nlmsghdr len=20 NLMSG_DONE MULTI seq=1
+            0, 0, 0, 0,
+        ]
+        datagram += (0..<4).map { UInt8(truncatingIfNeeded: length >> (8 * $0)) } + [UInt8](repeating: 0xff, count: 28)
+        let messages = NetlinkSocket.messages(inDatagram: datagram)
+        #expect(messages.count == 1)
+        #expect(messages.first?.isDone == true)
     }
 }
