@@ -317,13 +317,16 @@ enum Libnftnl {
         }
     }
 
-    // MARK: - Parsing
+    // MARK: - Parsing (each reply passes ReplyShape first: libnftnl trusts what it parses)
 
     /// The received message with its netlink header rebuilt in front, as libnftnl's parsers want it.
+    /// The payload is zero-padded to 4 bytes as `ReplyShape` saw it: libmnl walks attributes up to
+    /// the aligned end of the message, so an attribute may run into the padding.
     private static func withHeader<R>(_ message: NetlinkMessage, _ body: (UnsafePointer<nlmsghdr>) throws -> R) rethrows -> R {
         let headerLength = Int(cnftnl_nlmsg_hdrlen())
-        var bytes = [UInt8](repeating: 0, count: headerLength + message.payloadCount)
-        bytes.replaceSubrange(headerLength..., with: message.payload)
+        let payload = ReplyShape.padded(message.payload)
+        var bytes = [UInt8](repeating: 0, count: headerLength + payload.count)
+        bytes.replaceSubrange(headerLength..., with: payload)
         return try bytes.withUnsafeMutableBytes { raw in
             let nlh = raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
             nlh.pointee.nlmsg_len = UInt32(raw.count)
@@ -344,7 +347,8 @@ enum Libnftnl {
 
     /// A chain of the dump: its table and the chain.
     static func parseChain(_ message: NetlinkMessage) throws -> (table: String, chain: Chain) {
-        try withHeader(message) { nlh in
+        try ReplyShape.check(message, as: .chain)
+        return try withHeader(message) { nlh in
             let c = nftnl_chain_alloc()!
             defer { nftnl_chain_free(c) }
             try parse("chain") { nftnl_chain_nlmsg_parse(nlh, c) }
@@ -364,7 +368,8 @@ enum Libnftnl {
 
     /// A set of the dump: its table and spec; nil for the anonymous sets nft makes for inline `{ … }`.
     static func parseSet(_ message: NetlinkMessage) throws -> (table: String, set: SetSpec)? {
-        try withHeader(message) { nlh -> (table: String, set: SetSpec)? in
+        try ReplyShape.check(message, as: .set)
+        return try withHeader(message) { nlh -> (table: String, set: SetSpec)? in
             let s = nftnl_set_alloc()!
             defer { nftnl_set_free(s) }
             try parse("set") { nftnl_set_nlmsg_parse(nlh, s) }
@@ -394,7 +399,8 @@ enum Libnftnl {
 
     /// One message of a set's element dump: table, set and its elements as the kernel holds them.
     static func parseElements(_ message: NetlinkMessage) throws -> (table: String, set: String, elements: [KernelElement]) {
-        try withHeader(message) { nlh in
+        try ReplyShape.check(message, as: .setElements)
+        return try withHeader(message) { nlh in
             let s = nftnl_set_alloc()!
             defer { nftnl_set_free(s) }
             try parse("set elements") { nftnl_set_elems_nlmsg_parse(nlh, s) }
@@ -432,7 +438,8 @@ enum Libnftnl {
 
     /// A rule of the dump: its table and the rule, without handle, position or counter values.
     static func parseRule(_ message: NetlinkMessage) throws -> (table: String, rule: Rule) {
-        try withHeader(message) { nlh in
+        try ReplyShape.check(message, as: .rule)
+        return try withHeader(message) { nlh in
             let r = nftnl_rule_alloc()!
             defer { nftnl_rule_free(r) }
             try parse("rule") { nftnl_rule_nlmsg_parse(nlh, r) }

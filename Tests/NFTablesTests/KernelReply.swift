@@ -1,8 +1,10 @@
+import CNftnl
 import Netlink
 
-/// A NEWSETELEM request rewritten as the kernel's dump reply would carry it. libnftnl numbers the
-/// elements of a request's list 1, 2, 3… (the kernel reads any type there), but the kernel's
-/// replies type them all NFTA_LIST_ELEM, and libnftnl's parser insists on that.
+/// A NEWSETELEM or DELSETELEM request rewritten as the kernel's dump reply would carry it: of
+/// type NEWSETELEM, and with its elements typed NFTA_LIST_ELEM. libnftnl numbers the elements of a
+/// request's list 1, 2, 3… (the kernel reads any type there), but the kernel's replies type them
+/// all NFTA_LIST_ELEM, and libnftnl's parser insists on that.
 func asElementsReply(_ message: NetlinkMessage) -> NetlinkMessage {
     var payload = message.payload
     var at = 4  // after nfgenmsg
@@ -22,5 +24,6 @@ func asElementsReply(_ message: NetlinkMessage) -> NetlinkMessage {
         }
         at += (length + 3) & ~3
     }
-    return NetlinkMessage(type: message.type, flags: message.flags, sequence: message.sequence, portID: message.portID, payload: payload)
+    return NetlinkMessage(type: UInt16(NFNL_SUBSYS_NFTABLES) << 8 | UInt16(NFT_MSG_NEWSETELEM.rawValue), flags: message.flags,
+                          sequence: message.sequence, portID: message.portID, payload: payload)
 }

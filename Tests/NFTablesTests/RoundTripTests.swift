@@ -1,3 +1,4 @@
+import CNftnl
 import Netlink
 import Testing
 @testable import NFTables
@@ -122,17 +123,19 @@ import Testing
         #expect(throws: NFTablesError.self) { try Libnftnl.parseRule(edited) }
     }
 
-    /// A rule libnftnl cannot parse (an expression it does not know) names what was parsed; libnftnl
-    /// sets no errno for it, so it reads as EPROTO.
-    @Test func unparsableRuleNamesWhatWasParsed() throws {
-        let reply = try message { batch in
-            Libnftnl.rule(table, Rule(chain: "services", [.counter]), setIDs: [:], flags: 0, sequence: 1, into: batch)
-        }
-        var payload = reply.payload
-        let name = Array("counter".utf8)
-        let at = try #require((0...(payload.count - name.count)).first { Array(payload[$0..<($0 + name.count)]) == name })
-        payload.replaceSubrange(at..<(at + name.count), with: Array("nosuchx".utf8))
-        let edited = NetlinkMessage(type: reply.type, flags: reply.flags, sequence: 1, portID: 0, payload: payload)
-        #expect(throws: NFTablesError(errno: .protocolError, operation: "parse rule")) { try Libnftnl.parseRule(edited) }
+    /// A reply libnftnl refuses without setting errno (an element key of no bytes) names what
+    /// was parsed, as EPROTO.
+    @Test func refusalWithoutErrnoIsEPROTO() {
+        let reply = NetlinkMessage(type: UInt16(NFNL_SUBSYS_NFTABLES) << 8 | Libnftnl.newSetElement, flags: 0, sequence: 1, portID: 0,
+                                   payload: [
+            1, 0, 0, 0,  // nfgenmsg: family inet
+            6, 0, 1, 0, 0x74, 0, 0, 0,  // NFTA_SET_ELEM_LIST_TABLE "t"
+            6, 0, 2, 0, 0x73, 0, 0, 0,  // NFTA_SET_ELEM_LIST_SET "s"
+            16, 0, 3, 0x80,  // NFTA_SET_ELEM_LIST_ELEMENTS
+            12, 0, 1, 0x80,  // NFTA_LIST_ELEM
+            8, 0, 1, 0x80,  // NFTA_SET_ELEM_KEY
+            4, 0, 1, 0,  // NFTA_DATA_VALUE of no bytes
+        ])
+        #expect(throws: NFTablesError(errno: .protocolError, operation: "parse set elements")) { try Libnftnl.parseElements(reply) }
     }
 }
