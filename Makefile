@@ -9,7 +9,7 @@ UML := integration/uml.sh
 QEMU := integration/qemu.sh
 PEER := .build/peer
 
-.PHONY: all deps build test unit-test kernel-test packet-test bench demo clean
+.PHONY: all deps build test unit-test kernel-test packet-test bench demo fuzz clean
 
 all: build
 
@@ -62,6 +62,10 @@ demo-build: deps
 
 demo: demo-build
 	$(UML) integration/demo.sh
+
+# libFuzzer on the decoders of untrusted bytes, FUZZ_SECONDS (60) each; not part of `test`.
+fuzz:
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) Fuzz/run.sh $(TARGETS)
 
 # Keeps fetched dependencies, so a rebuild needs no network.
 clean:

@@ -1,0 +1,1 @@
+../../../Sources/KubernetesSource/API/APIDecoding.swift

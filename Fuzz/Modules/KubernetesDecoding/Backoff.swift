@@ -1,0 +1,1 @@
+../../../Sources/KubernetesSource/Reflector/Backoff.swift
