@@ -11,7 +11,9 @@ import Testing
 /// Bad data from the API server: objects kipvs cannot decode, garbage and unknown events on a
 /// watch, garbage lists, a server that never sends headers, error bodies full of control
 /// characters. Through all of them the last good state stays and the source recovers.
-@Suite struct APIFaultTests {
+/// Serialized, with roomy waits: each test runs a server, a source and faults whose timing a
+/// loaded machine stretches; the waits end as soon as the state they wait for is there.
+@Suite(.serialized) struct APIFaultTests {
     /// A long idle timeout, so that only the header timeout can end a silent request quickly.
     static var settings: WatchSettings {
         var settings = KubernetesSourceTests.settings
@@ -48,11 +50,11 @@ import Testing
         try await KubeAPIServer.withServer { server in
             server.put(.services, Self.web(port: 80))
             try await withSource(server, metrics: metrics, logs: logs) { _, tracker in
-                _ = try await tracker.waitFor { webPorts($0) == [80] }
-                try await waitUntil { server.openWatches == 2 }
+                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [80] }
+                try await waitUntil(timeout: .seconds(60)) { server.openWatches == 2 }
                 server.put(.services, Self.web(port: 70000))
                 server.put(.services, Objects.service("later", clusterIP: "10.96.0.11"))
-                let after = try await tracker.waitFor { $0.services.contains { $0.metadata.name == "later" } }
+                let after = try await tracker.waitFor(timeout: .seconds(60)) { $0.services.contains { $0.metadata.name == "later" } }
                 #expect(webPorts(after) == [80])
                 #expect(metrics.counterTotal(label: "kipvs_api_objects_unreadable_total", dimensions: [("resource", "services")]) == 1)
                 #expect(logs.messages.contains { $0.contains("object kipvs cannot read; its last good version stays")
@@ -60,15 +62,15 @@ import Testing
 
                 // A relist reads it again, and again keeps what it had.
                 server.expireWatches()
-                try await waitUntil {
+                try await waitUntil(timeout: .seconds(60)) {
                     metrics.counterTotal(label: "kipvs_api_objects_unreadable_total", dimensions: [("resource", "services")]) >= 2
                 }
                 server.put(.services, Objects.service("latest", clusterIP: "10.96.0.12"))
-                let relisted = try await tracker.waitFor { $0.services.contains { $0.metadata.name == "latest" } }
+                let relisted = try await tracker.waitFor(timeout: .seconds(60)) { $0.services.contains { $0.metadata.name == "latest" } }
                 #expect(webPorts(relisted) == [80])
 
                 server.put(.services, Self.web(port: 81))
-                _ = try await tracker.waitFor { webPorts($0) == [81] }
+                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [81] }
             }
         }
     }
@@ -82,14 +84,14 @@ import Testing
         try await KubeAPIServer.withServer { server in
             server.put(.services, Self.web(port: 80))
             try await withSource(server, metrics: metrics) { _, tracker in
-                _ = try await tracker.waitFor { webPorts($0) == [80] }
-                try await waitUntil { server.openWatches == 2 }
+                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [80] }
+                try await waitUntil(timeout: .seconds(60)) { server.openWatches == 2 }
                 server.sendRawLine(line)
-                try await waitUntil {
+                try await waitUntil(timeout: .seconds(60)) {
                     metrics.counterTotal(label: "kipvs_watch_restarts_total", dimensions: [("reason", "error")]) >= 1
                 }
                 server.put(.services, Self.web(port: 82))
-                let state = try await tracker.waitFor { webPorts($0) == [82] }
+                let state = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [82] }
                 #expect(state.services.count == 1)
             }
         }
@@ -101,7 +103,7 @@ import Testing
             server.put(.services, Self.web(port: 80))
             server.answerNext(2, .list(.services), body: "\u{1B}[31m<html>not a list</html>\n")
             try await withSource(server) { _, tracker in
-                let state = try await tracker.waitFor { webPorts($0) == [80] }
+                let state = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [80] }
                 #expect(state.services.count == 1)
                 #expect(server.requests.count { $0.hasPrefix("/api/v1/services?limit=") } >= 3)
             }
@@ -116,14 +118,14 @@ import Testing
             server.put(.services, Self.web(port: 80))
             server.silenceNext(1, .list(.services))
             try await withSource(server, logs: logs) { _, tracker in
-                _ = try await tracker.waitFor(timeout: .seconds(30)) { webPorts($0) == [80] }
+                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [80] }
                 #expect(logs.messages.contains { $0.contains("list failed") && $0.contains("no response headers within 2.0 seconds") })
 
-                try await waitUntil { server.openWatches == 2 }
+                try await waitUntil(timeout: .seconds(60)) { server.openWatches == 2 }
                 server.silenceNext(1, .watch(.services))
                 server.closeWatches()
                 server.put(.services, Self.web(port: 83))
-                _ = try await tracker.waitFor(timeout: .seconds(30)) { webPorts($0) == [83] }
+                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [83] }
                 #expect(logs.messages.contains { $0.contains("watch refused") && $0.contains("no response headers within") })
             }
         }
