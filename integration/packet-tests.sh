@@ -10,6 +10,8 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
+# shellcheck source=guest-runner.sh
+source "$REPO/integration/guest-runner.sh"
 export KIPVS=${KIPVS:-$REPO/.build/debug/kipvs}
 export PEER=${PEER:-$REPO/.build/peer}
 readonly TEST_TIMEOUT=${KIPVS_TEST_TIMEOUT:-300}
@@ -19,34 +21,6 @@ LOGS=
 SWIFT_OUT=
 SWIFT_PID=
 SELECTED=()
-PASSED=0
-FAILED=0
-
-# run_test NAME COMMAND...: one line per test, its log only when it fails. A new network
-# namespace starts with lo down.
-run_test() {
-  local name=$1
-  shift
-  selected "$name" || return 0
-  local log=$LOGS/$name.log start=$SECONDS rc=0
-  timeout -k 10 "$TEST_TIMEOUT" unshare -n bash -c 'ip link set lo up && exec "$@"' netns "$@" \
-    >"$log" 2>&1 </dev/null || rc=$?
-  if ((rc == 0)); then
-    PASSED=$((PASSED + 1))
-    echo "PASS $name ($((SECONDS - start))s)"
-  else
-    FAILED=$((FAILED + 1))
-    echo "FAIL $name ($((SECONDS - start))s, exit $rc)"
-    sed 's/^/    /' "$log"
-  fi
-}
-
-selected() {
-  ((${#SELECTED[@]} == 0)) && return 0
-  local s
-  for s in "${SELECTED[@]}"; do [[ $s == "$1" ]] && return 0; done
-  return 1
-}
 
 # The bundle exits 0 when the filter matches nothing, so also demand that some test ran.
 swift_tests() {
