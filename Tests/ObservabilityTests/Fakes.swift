@@ -22,15 +22,25 @@ final class FakeNodeNetwork: NodeNetwork {
 /// A source that hands out whatever state it was last given.
 final class StaticSource: ClusterSource {
     var state: ClusterState? {
-        didSet { fresh = true }
+        didSet {
+            fresh = true
+            wake?()
+        }
     }
+    private var wake: (@Sendable () -> Void)?
     private var fresh = false
+    /// The state the last answer brought the caller to.
+    private var handedOut: ClusterState?
 
     var name: String { "static" }
 
-    func poll() -> Result<ClusterState, LoadError>? {
+    func poll() -> Result<ClusterChanges, LoadError>? {
         guard fresh, let state else { return nil }
         fresh = false
-        return .success(state)
+        let changes = handedOut.map { ClusterChanges.between($0, state) } ?? ClusterChanges(adding: state)
+        handedOut = state
+        return .success(changes)
     }
+
+    func setWake(_ wake: @escaping @Sendable () -> Void) { self.wake = wake }
 }

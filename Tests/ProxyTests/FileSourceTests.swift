@@ -15,6 +15,39 @@ final class FakeTime: @unchecked Sendable {
     var clock: SourceClock { SourceClock(now: { self.now }, sleep: { self.advance($0) }) }
 }
 
+/// A source's answers as the caller sees them: its changes applied to the state so far.
+final class Applied {
+    let source: FileSource
+    private(set) var state = ClusterState()
+
+    init(_ source: FileSource) { self.source = source }
+
+    func poll() -> Result<ClusterState, LoadError>? {
+        switch source.poll() {
+        case nil: return nil
+        case .failure(let error): return .failure(error)
+        case .success(let changes):
+            state = state.applying(changes)
+            return .success(state)
+        }
+    }
+}
+
+extension ClusterState {
+    /// This state with `changes` made, objects in name order.
+    func applying(_ changes: ClusterChanges) -> ClusterState {
+        func apply<Object, Key: Hashable & Comparable>(_ objects: [Object], _ changes: [Key: Object?],
+                                                       key: (Object) -> Key) -> [Object] {
+            var byKey = Dictionary(objects.map { (key($0), $0) }, uniquingKeysWith: { _, last in last })
+            for (name, object) in changes { byKey[name] = object }
+            return byKey.sorted { $0.key < $1.key }.map(\.value)
+        }
+        return ClusterState(services: apply(services, changes.services) { ObjectName($0.metadata) },
+                            endpointSlices: apply(endpointSlices, changes.endpointSlices) { ObjectName($0.metadata) },
+                            nodes: apply(nodes, changes.nodes) { $0.name })
+    }
+}
+
 /// The file source driven by hand: files written as writers write them, time moved by the test.
 @Suite struct FileSourceTests {
     let directory: URL
@@ -27,10 +60,10 @@ final class FakeTime: @unchecked Sendable {
         file = directory.appendingPathComponent("cluster.yaml")
     }
 
-    func source(_ path: String? = nil) -> FileSource {
+    func source(_ path: String? = nil) -> Applied {
         var logger = Logger(label: "kipvs-test")
         logger.logLevel = .critical
-        return FileSource(path: path ?? file.path, clock: time.clock, logger: logger, readsInBackground: false)
+        return Applied(FileSource(path: path ?? file.path, clock: time.clock, logger: logger, readsInBackground: false))
     }
 
     static func services(_ count: Int, from first: Int = 0) -> String {
@@ -54,7 +87,7 @@ final class FakeTime: @unchecked Sendable {
     }
 
     /// Polls as the sync loop does, every 200 ms, `count` times; returns every answer.
-    func pollEvery200ms(_ source: FileSource, _ count: Int) -> [Result<ClusterState, LoadError>] {
+    func pollEvery200ms(_ source: Applied, _ count: Int) -> [Result<ClusterState, LoadError>] {
         var answers: [Result<ClusterState, LoadError>] = []
         for _ in 0..<count {
             if let answer = source.poll() { answers.append(answer) }
@@ -220,7 +253,7 @@ final class FakeTime: @unchecked Sendable {
         try Self.services(2).write(to: file, atomically: true, encoding: .utf8)
         var logger = Logger(label: "kipvs-test")
         logger.logLevel = .critical
-        let source = FileSource(path: file.path, clock: .system, logger: logger)
+        let source = Applied(FileSource(path: file.path, clock: .system, logger: logger))
         #expect(serviceCount(source.poll()) == 2, "the first read is waited for")
         try rewrite(Self.services(3))
         let deadline = ContinuousClock.now + .seconds(20)

@@ -1,15 +1,6 @@
 import Foundation
 import Logging
 
-/// Where the cluster's Services and EndpointSlices come from.
-public protocol ClusterSource: AnyObject {
-    /// For logs: `file:/etc/kipvs/services.yaml`.
-    var name: String { get }
-    /// nil while nothing changed (or the first complete state is not there yet); otherwise the
-    /// new complete state, or why the source's content could not be used.
-    func poll() -> Result<ClusterState, LoadError>?
-}
-
 /// Time for `FileSource`: the system's, or a test's.
 public struct SourceClock: Sendable {
     public var now: @Sendable () -> ContinuousClock.Instant
@@ -67,6 +58,9 @@ public final class FileSource: ClusterSource {
     /// A large drop waiting to stand long enough.
     private var held: (state: ClusterState, files: Fingerprint, since: ContinuousClock.Instant)?
     private var answered = false
+    /// The state the last answer brought the caller to.
+    private var handedOut: ClusterState?
+    private let wake = WakeSlot()
 
     public init(path: String, clock: SourceClock = .system, logger: Logger = Logger(label: "kipvs")) {
         self.path = path
@@ -84,9 +78,22 @@ public final class FileSource: ClusterSource {
 
     public var name: String { "file:\(path)" }
 
+    public func setWake(_ wake: @escaping @Sendable () -> Void) { self.wake.set(wake) }
+
     /// nil when nothing changed since the last call (or a change is not yet safe to take);
-    /// otherwise the newly loaded state or why it could not be used.
-    public func poll() -> Result<ClusterState, LoadError>? {
+    /// otherwise the objects that changed or why the files could not be used.
+    public func poll() -> Result<ClusterChanges, LoadError>? {
+        switch pollState() {
+        case nil: return nil
+        case .failure(let error): return .failure(error)
+        case .success(let state):
+            let changes = handedOut.map { ClusterChanges.between($0, state) } ?? ClusterChanges(adding: state)
+            handedOut = state
+            return .success(changes)
+        }
+    }
+
+    private func pollState() -> Result<ClusterState, LoadError>? {
         // Before the first answer there is nothing to keep: wait for the files to settle and read them.
         if !answered {
             for _ in 0..<50 {
@@ -218,6 +225,16 @@ struct Fingerprint: Equatable {
         }
         return file
     }
+}
+
+/// The wake closure, set from one thread and called from another.
+final class WakeSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var wake: (@Sendable () -> Void)?
+
+    func set(_ wake: @escaping @Sendable () -> Void) { lock.withLock { self.wake = wake } }
+
+    func callAsFunction() { lock.withLock { wake }?() }
 }
 
 /// One read and parse of the manifests, on a thread of its own or in place.
