@@ -166,16 +166,16 @@ public final class MessageBatch {
     }
 }
 
-/// A bound netlink socket (libmnl `mnl_socket`).
-public final class NetlinkSocket {
+/// A bound netlink socket (libmnl `mnl_socket`): the kernel's `NetlinkSocket`.
+public final class MnlSocket: NetlinkSocket {
     private let socket: OpaquePointer
     public let portID: UInt32
-    private var nextSequence: UInt32
+    private var sequences: SequenceCounter
     /// One receive slot: 32 KiB, as large as a dump chunk can be.
     static let slotSize = 32 * 1024
     static let slots = 16
     private let receiveBuffer: UnsafeMutableRawPointer
-    private var lengths = [UInt32](repeating: 0, count: NetlinkSocket.slots)
+    private var lengths = [UInt32](repeating: 0, count: MnlSocket.slots)
 
     public init(protocol netlinkProtocol: Int32) throws(NetlinkError) {
         let socket = try opening("open netlink socket") { mnl_socket_open(netlinkProtocol) }
@@ -187,7 +187,7 @@ public final class NetlinkSocket {
         }
         self.socket = socket
         self.portID = mnl_socket_get_portid(socket)
-        self.nextSequence = UInt32(truncatingIfNeeded: LibC.secondsSinceEpoch())
+        self.sequences = SequenceCounter(next: UInt32(truncatingIfNeeded: LibC.secondsSinceEpoch()))
         self.receiveBuffer = UnsafeMutableRawPointer.allocate(byteCount: Self.slotSize * Self.slots, alignment: 16)
         // Report failures with their errno only: no echo of the request, which keeps error acks small.
         try setNetlinkOption(NETLINK_CAP_ACK, "NETLINK_CAP_ACK", 1)
@@ -237,59 +237,26 @@ public final class NetlinkSocket {
         }
     }
 
-    /// Sequence numbers for `count` messages, consecutive.
     public func reserveSequences(_ count: Int) -> UInt32 {
-        let first = nextSequence
-        nextSequence &+= UInt32(count)
-        if nextSequence < first { nextSequence = 1; return reserveSequences(count) }  // never wrap inside a batch
-        return first
+        sequences.reserve(count)
     }
 
     public func send(_ batch: MessageBatch, operation: String) throws(NetlinkError) {
         try batch.withBytes { pointer, count throws(NetlinkError) in
-            _ = try retrying(operation) { mnl_socket_sendto(socket, pointer, count) }
+            _ = try once(operation) { mnl_socket_sendto(socket, pointer, count) }
         }
     }
 
-    /// Waits for at least one datagram and returns every message of the datagrams already queued.
-    /// Fails with ENOBUFS when the kernel dropped messages for lack of receive buffer.
-    /// Without `wait`, returns what is queued now, possibly nothing.
-    public func receive(operation: String, wait: Bool = true) throws(NetlinkError) -> [NetlinkMessage] {
+    /// `recvmmsg` into the slots; a datagram larger than a slot fails ENOSPC (the shim sees MSG_TRUNC).
+    public func receive(operation: String, wait: Bool) throws(NetlinkError) -> [[UInt8]] {
         let fd = mnl_socket_get_fd(socket)
         let n = try lengths.withUnsafeMutableBufferPointer { lengths throws(NetlinkError) in
-            try retrying(operation) {
+            try once(operation) {
                 cmnl_recv_many(fd, receiveBuffer, UInt32(Self.slotSize), UInt32(Self.slots), lengths.baseAddress, wait ? 1 : 0)
             }
         }
-        var messages: [NetlinkMessage] = []
-        for slot in 0..<Int(n) {
-            // One copy per datagram; its messages share it.
-            let datagram = Array(UnsafeRawBufferPointer(start: receiveBuffer + slot * Self.slotSize, count: Int(lengths[slot])))
-            Self.parse(datagram, into: &messages)
-        }
-        return messages
-    }
-
-    /// The messages of one datagram, as `receive` returns them; a truncated last message is left out.
-    public static func messages(inDatagram datagram: [UInt8]) -> [NetlinkMessage] {
-        var messages: [NetlinkMessage] = []
-        parse(datagram, into: &messages)
-        return messages
-    }
-
-    /// Walks the headers in Swift rather than with `mnl_nlmsg_ok`, which takes a length of 2 GiB or
-    /// more for a negative one and lets the walk run off the datagram.
-    private static func parse(_ datagram: [UInt8], into messages: inout [NetlinkMessage]) {
-        let headerLength = Int(cmnl_nlmsg_hdrlen())
-        func u16(_ at: Int) -> UInt16 { UInt16(datagram[at]) | UInt16(datagram[at + 1]) << 8 }
-        func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
-        var at = 0
-        while datagram.count - at >= headerLength {
-            let length = Int(u32(at))
-            guard length >= headerLength, length <= datagram.count - at else { return }
-            messages.append(NetlinkMessage(type: u16(at + 4), flags: u16(at + 6), sequence: u32(at + 8), portID: u32(at + 12),
-                                           buffer: datagram, payloadRange: (at + headerLength)..<(at + length)))
-            at += (length + 3) & ~3
+        return (0..<Int(n)).map { slot in
+            Array(UnsafeRawBufferPointer(start: receiveBuffer + slot * Self.slotSize, count: Int(lengths[slot])))
         }
     }
 }
@@ -307,6 +274,18 @@ private func retrying<T: FixedWidthInteger>(_ operation: @autoclosure () -> Stri
         precondition(code != .badFileDescriptor && code != .badAddress, "\(operation()): \(code.name)")
         throw NetlinkError(errno: code, operation: operation())
     }
+}
+
+/// One attempt at a libmnl call that fails with -1 and errno, which is read on the line after the
+/// call; EINTR is thrown like any other, for the caller to try again. EBADF and EFAULT trap.
+@inline(never)
+@discardableResult
+private func once<T: FixedWidthInteger>(_ operation: @autoclosure () -> String, _ call: () -> T) throws(NetlinkError) -> T {
+    let result = call()
+    if result != -1 { return result }
+    let code = Errno(rawValue: Glibc.errno)
+    precondition(code != .badFileDescriptor && code != .badAddress, "\(operation()): \(code.name)")
+    throw NetlinkError(errno: code, operation: operation())
 }
 
 /// The same for a libmnl call that returns nil on failure.
@@ -332,6 +311,8 @@ public enum NetlinkFlags {
     public static let create = NLM_F_CREATE
     public static let exclusive = NLM_F_EXCL
     public static let replace = NLM_F_REPLACE
+    /// Set on a dump's messages when the kernel's table changed while it was being dumped.
+    public static let dumpInterrupted = NLM_F_DUMP_INTR
 }
 
 extension MessageBatch {

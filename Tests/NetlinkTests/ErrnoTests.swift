@@ -111,12 +111,12 @@ import Glibc
         ]
         datagram += [UInt8](repeating: 0, count: 16)  // the request's header, echoed
         datagram += [0x40, 0, 0, 0, 0x03, 0, 0, 0]  // nlmsghdr len=64, cut short
-        let messages = NetlinkSocket.messages(inDatagram: datagram)
+        let messages = NetlinkMessage.messages(inDatagram: datagram)
         #expect(messages.count == 1)
         #expect(messages.first?.isError == true)
         #expect(messages.first?.sequence == 7)
         #expect(messages.first?.errorCode == nil)
-        #expect(NetlinkSocket.messages(inDatagram: []).isEmpty)
+        #expect(NetlinkMessage.messages(inDatagram: []).isEmpty)
     }
 
     /// libmnl reads a length of 2 GiB or more as negative, so such a header passed its check, and
@@ -128,7 +128,7 @@ import Glibc
             0, 0, 0, 0,
         ]
         datagram += (0..<4).map { UInt8(truncatingIfNeeded: length >> (8 * $0)) } + [UInt8](repeating: 0xff, count: 28)
-        let messages = NetlinkSocket.messages(inDatagram: datagram)
+        let messages = NetlinkMessage.messages(inDatagram: datagram)
         #expect(messages.count == 1)
         #expect(messages.first?.isDone == true)
     }
