@@ -6,8 +6,8 @@ import Proxy
 import ServiceLifecycle
 
 /// Services and EndpointSlices from the Kubernetes API, kept current by two reflectors (list,
-/// then watch). `run()` drives them; `poll()` hands the sync loop a complete state once both lists
-/// have completed, and again after every change. While the API is unreachable the last state stays.
+/// then watch). `run()` drives them; `poll()` hands the sync loop every object once both lists have
+/// completed, and then the objects that changed. While the API is unreachable nothing changes.
 /// Given the node's name, a third reflector watches that Node; as with kube-proxy, syncs do not
 /// wait for it (a node without its object, or without the right to read it, still proxies).
 public final class KubernetesSource: ClusterSource, ServiceLifecycle.Service, Sendable {
@@ -21,12 +21,11 @@ public final class KubernetesSource: ClusterSource, ServiceLifecycle.Service, Se
     private let shared = NIOLockedValueBox(Shared())
 
     private struct Shared {
-        var services = ReflectorSnapshot<Proxy.Service>(items: [:], hasSynced: false)
-        var slices = ReflectorSnapshot<EndpointSlice>(items: [:], hasSynced: false)
-        var nodes = ReflectorSnapshot<ClusterNode>(items: [:], hasSynced: false)
-        /// Increases with every change; `polled` is its value at the last state handed out.
-        var revision = 0
-        var polled = -1
+        /// Changes not yet handed out.
+        var pending = ClusterChanges()
+        var servicesSynced = false
+        var slicesSynced = false
+        var wake: (@Sendable () -> Void)?
     }
 
     /// Fails when the connection's certificates or keys cannot be used.
@@ -42,16 +41,25 @@ public final class KubernetesSource: ClusterSource, ServiceLifecycle.Service, Se
 
     public var name: String { "kubernetes:\(connection.server)" }
 
-    public func poll() -> Result<ClusterState, LoadError>? {
+    public func poll() -> Result<ClusterChanges, LoadError>? {
         shared.withLockedValue { shared in
-            guard shared.services.hasSynced, shared.slices.hasSynced, shared.revision != shared.polled else { return nil }
-            shared.polled = shared.revision
-            // Sorted, so that equal contents compare equal however they arrived.
-            return .success(ClusterState(
-                services: shared.services.items.sorted { $0.key < $1.key }.map(\.value),
-                endpointSlices: shared.slices.items.sorted { $0.key < $1.key }.map(\.value),
-                nodes: shared.nodes.items.sorted { $0.key < $1.key }.map(\.value)))
+            guard shared.servicesSynced, shared.slicesSynced, !shared.pending.isEmpty else { return nil }
+            defer { shared.pending = ClusterChanges() }
+            return .success(shared.pending)
         }
+    }
+
+    public func setWake(_ wake: @escaping @Sendable () -> Void) {
+        shared.withLockedValue { $0.wake = wake }
+    }
+
+    /// Takes a reflector's changes in, and wakes the sync loop once there is a complete state.
+    private func receive(_ apply: (inout Shared) -> Void) {
+        let wake = shared.withLockedValue { shared -> (@Sendable () -> Void)? in
+            apply(&shared)
+            return shared.servicesSynced && shared.slicesSynced && !shared.pending.isEmpty ? shared.wake : nil
+        }
+        wake?()
     }
 
     /// Lists and watches until cancelled; then closes the HTTP client.
@@ -60,14 +68,22 @@ public final class KubernetesSource: ClusterSource, ServiceLifecycle.Service, Se
         var client = APIClient(http: http, connection: connection)
         client.headerTimeout = settings.headerTimeout
         let services = Reflector(resource: .services, client: client, settings: settings, logger: logger, metrics: metrics) {
-            [shared] snapshot in shared.withLockedValue { $0.services = snapshot; $0.revision += 1 }
+            [self] update in receive { shared in
+                for (key, service) in update.changes { shared.pending.services[ObjectName(key: key)] = .some(service) }
+                shared.servicesSynced = shared.servicesSynced || update.hasSynced
+            }
         }
         let slices = Reflector(resource: .endpointSlices, client: client, settings: settings, logger: logger, metrics: metrics) {
-            [shared] snapshot in shared.withLockedValue { $0.slices = snapshot; $0.revision += 1 }
+            [self] update in receive { shared in
+                for (key, slice) in update.changes { shared.pending.endpointSlices[ObjectName(key: key)] = .some(slice) }
+                shared.slicesSynced = shared.slicesSynced || update.hasSynced
+            }
         }
         let nodes = nodeName.map { name in
             Reflector(resource: .node(named: name), client: client, settings: settings, logger: logger, metrics: metrics) {
-                [shared] snapshot in shared.withLockedValue { $0.nodes = snapshot; $0.revision += 1 }
+                [self] update in receive { shared in
+                    for (key, node) in update.changes { shared.pending.nodes[ObjectName(key: key).name] = .some(node) }
+                }
             }
         }
         await withDiscardingTaskGroup { group in
@@ -76,5 +92,14 @@ public final class KubernetesSource: ClusterSource, ServiceLifecycle.Service, Se
             if let nodes { group.addTask { await nodes.run() } }
         }
         try await http.shutdown()
+    }
+}
+
+extension ObjectName {
+    /// From a reflector's key, `namespace/name`.
+    init(key: String) {
+        let parts = key.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        self = parts.count == 2 ? ObjectName(namespace: String(parts[0]), name: String(parts[1]))
+                                : ObjectName(namespace: "", name: key)
     }
 }

@@ -259,7 +259,9 @@ public final class HealthCheckNodePortUpdater: SyncObserver {
     private let agent: Agent
     private let server: HealthCheckServer
     private let logger: Logger
+    /// Load balancers with a health-check node port, and their slices: all the table needs.
     private var state: ClusterState?
+    private var servicesWithPorts: Set<ObjectName> = []
     private var last: HealthCheckServer.Update?
     private var warnings: [DesiredState.Warning] = []
 
@@ -269,8 +271,19 @@ public final class HealthCheckNodePortUpdater: SyncObserver {
         self.logger = logger
     }
 
-    public func sourceChanged(from previous: ClusterState?, to current: ClusterState) {
-        state = current
+    public func sourceChanged(_ changes: ClusterChanges, objects: ClusterObjects) {
+        // Only changes that touch a Service with a health-check node port (before or after) count.
+        let touched = changes.services.contains { name, service in
+            servicesWithPorts.contains(name) || service?.healthCheckNodePort != nil
+        } || changes.endpointSlices.contains { name, slice in
+            let service = (slice ?? nil)?.serviceName ?? objects.endpointSlices[name]?.serviceName
+            return service.map { servicesWithPorts.contains(ObjectName(namespace: name.namespace, name: $0)) } ?? true
+        }
+        guard state == nil || touched else { return }
+        servicesWithPorts = Set(objects.services.filter { $0.value.healthCheckNodePort != nil }.keys)
+        let names = servicesWithPorts.sorted()
+        state = ClusterState(services: names.compactMap { objects.services[$0] },
+                             endpointSlices: names.flatMap { objects.slices(of: $0) })
     }
 
     public func syncFinished(_ sync: SyncRecord) {

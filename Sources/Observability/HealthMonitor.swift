@@ -22,10 +22,10 @@ public final class HealthMonitor: SyncObserver, Sendable {
         self.now = now
     }
 
-    public func sourceChanged(from previous: ClusterState?, to current: ClusterState) {
+    public func sourceChanged(_ changes: ClusterChanges, objects: ClusterObjects) {
         let time = now()
         // A Node object that disappears leaves the last verdict, as kube-proxy's delete handler does.
-        let eligible = nodeName.flatMap(current.node(named:))?.isEligible
+        let eligible = nodeName.flatMap(objects.node(named:))?.isEligible
         state.withLockedValue {
             $0.sync.syncDue(at: time)
             if let eligible { $0.nodeEligible = eligible }

@@ -24,10 +24,9 @@ public final class SyncMetrics: SyncObserver {
         serviceChanges = Counter(label: MetricName.serviceChanges, factory: factory)
     }
 
-    public func sourceChanged(from previous: ClusterState?, to current: ClusterState) {
-        serviceChanges.increment(by: Self.changes(previous?.services ?? [], current.services, key: \.metadata.qualifiedName))
-        endpointChanges.increment(by: Self.changes(previous?.endpointSlices ?? [], current.endpointSlices,
-                                                   key: \.metadata.qualifiedName))
+    public func sourceChanged(_ changes: ClusterChanges, objects: ClusterObjects) {
+        serviceChanges.increment(by: changes.services.count)
+        endpointChanges.increment(by: changes.endpointSlices.count)
     }
 
     public func syncFinished(_ sync: SyncRecord) {
@@ -59,13 +58,6 @@ public final class SyncMetrics: SyncObserver {
 
     private func netlinkError(_ errno: String) -> Counter {
         Counter(label: MetricName.netlinkErrors, dimensions: [("errno", errno)], factory: factory)
-    }
-
-    /// Objects added, removed or changed between two states, by `namespace/name`.
-    static func changes<T: Hashable>(_ old: [T], _ new: [T], key: (T) -> String) -> Int {
-        let before = Dictionary(old.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
-        let after = Dictionary(new.map { (key($0), $0) }, uniquingKeysWith: { first, _ in first })
-        return Set(before.keys).union(after.keys).count { before[$0] != after[$0] }
     }
 
     static func kind(of operation: IPVSOperation) -> String {

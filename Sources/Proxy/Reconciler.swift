@@ -74,20 +74,45 @@ public final class Reconciler {
     /// forgets that table, so the next sync reads the kernel again; periodic resyncs always read it.
     public func sync(_ desired: DesiredState, ownership: Ownership, now: ContinuousClock.Instant,
                      readKernel: Bool = true) throws -> SyncSummary {
-        let current: [(VirtualServerStatus, [RealServerStatus])]
         do {
-            current = try (readKernel ? nil : try knownTable(desired)) ?? currentTable(desired, ownership: ownership)
+            if readKernel || known == nil {
+                known = Self.keyed(try currentTable(desired, ownership: ownership))
+            } else {
+                try refreshCounts(of: Set(known!.keys), desired: desired)
+            }
         } catch {
             known = nil
             throw error
         }
-        let plan = Plan(desired: desired, current: current, ownership: ownership, termination: termination, now: now)
+        let current = known!.keys.sorted().map { known![$0]! }
+        return try apply(Plan(desired: desired, current: current, ownership: ownership, termination: termination, now: now))
+    }
+
+    /// Plans only the virtual servers `keys` names, and those with draining real servers, against
+    /// the table the last sync left: a change costs what it changes. Returns nil when that table
+    /// is unknown; then a full `sync` is needed.
+    public func sync(keys: Set<VirtualServerKey>, desired: DesiredState, ownership: Ownership,
+                     now: ContinuousClock.Instant) throws -> SyncSummary? {
+        guard known != nil else { return nil }
+        let keys = keys.union(termination.drainingSince.keys.map(\.virtualServer))
+        do {
+            try refreshCounts(of: keys, desired: desired)
+        } catch {
+            known = nil
+            throw error
+        }
+        let current = keys.sorted().compactMap { known![$0] }
+        return try apply(Plan(desired: desired, current: current, ownership: ownership, termination: termination,
+                              now: now, keys: keys))
+    }
+
+    /// Virtual servers with draining real servers: nil when there are none.
+    public var drainingVirtualServers: Set<VirtualServerKey> { Set(termination.drainingSince.keys.map(\.virtualServer)) }
+
+    private func apply(_ plan: Plan) throws -> SyncSummary {
         termination = plan.termination
         var summary = SyncSummary()
-        guard !plan.isEmpty else {
-            known = Self.keyed(current)
-            return summary
-        }
+        guard !plan.isEmpty else { return summary }
 
         let failures: [Int: IPVSError]
         do {
@@ -107,32 +132,29 @@ public final class Reconciler {
                 termination.forget(GracefulTermination.Key(virtualServer: key, realServer: real.key))
             }
         }
-        known = failures.isEmpty ? Self.applying(plan.operations, to: Self.keyed(current)) : nil
+        if failures.isEmpty { Self.apply(plan.operations, to: &known!) } else { known = nil }
         return summary
     }
 
-    /// The table the last sync left, with the real servers of some virtual servers read afresh;
-    /// nil when unknown.
-    private func knownTable(_ desired: DesiredState) throws -> [(VirtualServerStatus, [RealServerStatus])]? {
-        guard var table = known else { return nil }
-        for key in Self.needingCounts(table, desired: desired, draining: termination) {
-            table[key]!.1 = try handle.realServers(of: key)
+    /// Reads afresh the real servers of those of `keys` whose connection counts a plan will judge.
+    private func refreshCounts(of keys: Set<VirtualServerKey>, desired: DesiredState) throws {
+        for key in Self.needingCounts(known!, keys: keys, desired: desired, draining: termination) {
+            known![key]!.1 = try handle.realServers(of: key)
         }
-        return table.keys.sorted().map { table[$0]! }
     }
 
     /// Virtual servers whose connection counts the plan will judge: those with draining real
     /// servers, and TCP ones that stay but lose real servers. The known table's counts are as old
     /// as the last read, and zero for real servers added since, so they cannot say a real server
     /// is idle. Virtual servers that go entirely take their real servers with them unread.
-    static func needingCounts(_ table: [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])],
+    static func needingCounts(_ table: [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])], keys: Set<VirtualServerKey>,
                               desired: DesiredState, draining: GracefulTermination) -> [VirtualServerKey] {
-        var keys = Set(draining.drainingSince.keys.map(\.virtualServer))
-        for (key, entry) in table where GracefulTermination.drains(key) {
-            guard let want = desired.virtualServers[key] else { continue }
-            if entry.1.contains(where: { want.realServers[$0.server.key] == nil }) { keys.insert(key) }
+        var needed = Set(draining.drainingSince.keys.map(\.virtualServer))
+        for key in keys where GracefulTermination.drains(key) {
+            guard let entry = table[key], let want = desired.virtualServers[key] else { continue }
+            if entry.1.contains(where: { want.realServers[$0.server.key] == nil }) { needed.insert(key) }
         }
-        return keys.filter { table[$0] != nil }.sorted()
+        return needed.filter { table[$0] != nil }.sorted()
     }
 
     static func keyed(_ table: [(VirtualServerStatus, [RealServerStatus])])
@@ -141,10 +163,8 @@ public final class Reconciler {
     }
 
     /// `table` after `operations` succeeded. New entries have no counters yet.
-    static func applying(_ operations: [IPVSOperation],
-                         to table: [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])])
-        -> [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])] {
-        var table = table
+    static func apply(_ operations: [IPVSOperation],
+                      to table: inout [VirtualServerKey: (VirtualServerStatus, [RealServerStatus])]) {
         for operation in operations {
             switch operation {
             case .addVirtualServer(let server):
@@ -163,7 +183,6 @@ public final class Reconciler {
                 table[key]?.1.removeAll { $0.server.key == realKey }
             }
         }
-        return table
     }
 
     /// The virtual servers kipvs manages, with their real servers. Real servers of foreign virtual

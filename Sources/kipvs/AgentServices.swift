@@ -14,7 +14,15 @@ final class SyncLoopService: ServiceLifecycle.Service, @unchecked Sendable {
     }
 
     func run() async {
-        await loop.run(shouldStop: { Task.isShuttingDownGracefully || Task.isCancelled })
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await loop.run()
+            } onGracefulShutdown: { [loop] in
+                loop.stop()
+            }
+        } onCancel: { [loop] in
+            loop.stop()
+        }
     }
 }
 

@@ -57,7 +57,7 @@ struct ServiceSourceOptions: ParsableArguments {
                 let deadline = clock.now + timeout
                 while clock.now < deadline {
                     switch api.poll() {
-                    case .success(let state)?: return state
+                    case .success(let changes)?: return ClusterState().updated(with: changes)
                     case .failure(let error)?: throw ValidationFailure("status: \(api.name): \(error)")
                     case nil: try await Task.sleep(for: .milliseconds(100))
                     }

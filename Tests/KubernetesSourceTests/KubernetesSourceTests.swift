@@ -205,7 +205,7 @@ import Testing
     }
 }
 
-/// Polls a source and remembers the last state it handed out.
+/// Polls a source and keeps the state its changes add up to.
 final class StateTracker: @unchecked Sendable {
     private let source: KubernetesSource
     private(set) var latest: ClusterState?
@@ -218,7 +218,9 @@ final class StateTracker: @unchecked Sendable {
     func waitFor(timeout: Duration = .seconds(15), _ condition: (ClusterState) -> Bool) async throws -> ClusterState {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if case .success(let state)? = source.poll() {
+            if case .success(let changes)? = source.poll() {
+                #expect(!changes.isEmpty, "an answer with no change")
+                let state = (latest ?? ClusterState()).updated(with: changes)
                 #expect(!(state.services.isEmpty && state.endpointSlices.isEmpty && latest != nil),
                         "an empty state after a full one")
                 latest = state

@@ -65,14 +65,17 @@ import Testing
     }
 
     @Test func changesAreCountedPerObject() {
+        let registry = PrometheusCollectorRegistry()
+        let metrics = SyncMetrics(factory: PrometheusExport.factory(registry: registry))
         let a = Self.slice(["10.0.0.1"])
         var b = a
         b.metadata.name = "other"
-        var a2 = a
-        a2.endpoints = []
-        #expect(SyncMetrics.changes([a], [a], key: \.metadata.qualifiedName) == 0)
-        #expect(SyncMetrics.changes([], [a, b], key: \.metadata.qualifiedName) == 2)
-        #expect(SyncMetrics.changes([a, b], [a2], key: \.metadata.qualifiedName) == 2)
+        let changes = ClusterChanges(services: [ObjectName(Self.web.metadata): nil],
+                                     endpointSlices: [ObjectName(a.metadata): a, ObjectName(b.metadata): b])
+        metrics.sourceChanged(changes, objects: ClusterObjects())
+        let text = registry.emitToString()
+        #expect(text.contains("kubeproxy_sync_proxy_rules_service_changes_total 1"))
+        #expect(text.contains("kubeproxy_sync_proxy_rules_endpoint_changes_total 2"))
     }
 
     /// The whole chain: API server → source → sync with FakeIPVS → /metrics and /healthz over HTTP.

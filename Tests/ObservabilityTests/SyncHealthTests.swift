@@ -43,7 +43,7 @@ import Testing
         let clock = TestClock(t0)
         let monitor = HealthMonitor(syncPeriod: .seconds(30), now: { clock.now })
         #expect(monitor.healthz().status == 200)
-        monitor.sourceChanged(from: nil, to: ClusterState())
+        monitor.see(ClusterState())
         clock.now = t0 + 61
         let overdue = monitor.healthz()
         #expect(overdue.status == 503)
@@ -68,10 +68,10 @@ import Testing
     @Test(arguments: [deleting, scaledDown])
     func aNodeGoingAwayFailsHealthzButNotLivez(_ node: ClusterNode) throws {
         let monitor = HealthMonitor(syncPeriod: .seconds(30), nodeName: "node-a", now: { t0 })
-        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [ClusterNode(name: "node-b", isBeingDeleted: true), Self.ready]))
+        monitor.see(ClusterState(nodes: [ClusterNode(name: "node-b", isBeingDeleted: true), Self.ready]))
         #expect(monitor.healthz().status == 200)
 
-        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [node]))
+        monitor.see(ClusterState(nodes: [node]))
         let healthz = monitor.healthz()
         #expect(healthz.status == 503)
         let body = try #require(try JSONSerialization.jsonObject(with: Data(healthz.body)) as? [String: Any])
@@ -82,23 +82,23 @@ import Testing
         #expect(live["nodeEligible"] == nil)
         #expect(monitor.isSyncHealthy)
 
-        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [Self.ready]))
+        monitor.see(ClusterState(nodes: [Self.ready]))
         #expect(monitor.healthz().status == 200)
     }
 
     @Test func withoutItsNodeObjectTheNodeKeepsTheLastVerdict() {
         let monitor = HealthMonitor(syncPeriod: .seconds(30), nodeName: "node-a", now: { t0 })
-        monitor.sourceChanged(from: nil, to: ClusterState())
+        monitor.see(ClusterState())
         #expect(monitor.isNodeEligible)
-        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [Self.deleting]))
-        monitor.sourceChanged(from: nil, to: ClusterState())
+        monitor.see(ClusterState(nodes: [Self.deleting]))
+        monitor.see(ClusterState())
         #expect(!monitor.isNodeEligible)
         #expect(monitor.healthz().status == 503)
     }
 
     @Test func withoutANodeNameNodesAreIgnored() {
         let monitor = HealthMonitor(syncPeriod: .seconds(30), now: { t0 })
-        monitor.sourceChanged(from: nil, to: ClusterState(nodes: [Self.deleting]))
+        monitor.see(ClusterState(nodes: [Self.deleting]))
         #expect(monitor.healthz().status == 200)
     }
 
@@ -124,5 +124,12 @@ final class TestClock: @unchecked Sendable {
     var now: Date {
         get { lock.withLock { current } }
         set { lock.withLock { current = newValue } }
+    }
+}
+
+extension HealthMonitor {
+    /// The source's answer when it holds exactly `state`.
+    func see(_ state: ClusterState) {
+        sourceChanged(ClusterChanges(adding: state), objects: ClusterObjects(state))
     }
 }

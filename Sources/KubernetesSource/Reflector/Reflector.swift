@@ -23,9 +23,10 @@ public struct WatchSettings: Sendable {
     public init() {}
 }
 
-/// What a reflector has: the objects and whether they are a complete picture yet.
-struct ReflectorSnapshot<Object: Hashable & Sendable>: Sendable {
-    var items: [String: Object]
+/// What changed in a reflector's objects, keyed by `namespace/name` (nil: deleted), and whether they
+/// are a complete picture yet.
+struct ReflectorUpdate<Object: Hashable & Sendable>: Sendable {
+    var changes: [String: Object?]
     var hasSynced: Bool
 }
 
@@ -37,7 +38,7 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
     let settings: WatchSettings
     let logger: Logger
     let metrics: any MetricsFactory
-    let publish: @Sendable (ReflectorSnapshot<Object>) -> Void
+    let publish: @Sendable (ReflectorUpdate<Object>) -> Void
 
     func run() async {
         var machine = ReflectorMachine<Object>(backoff: settings.backoff)
@@ -69,7 +70,7 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
             if case .watch = next.request {
                 logger.debug("listed", metadata: ["resource": "\(resource.name)", "items": "\(machine.items.count)",
                                                   "resourceVersion": "\(page.resourceVersion)"])
-                if machine.revision != revision || machine.hasSynced != wasSynced { publish(machine) }
+                if machine.revision != revision || machine.hasSynced != wasSynced { publish(&machine) }
             }
             return next
         } catch {
@@ -95,7 +96,7 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
         do {
             for try await chunk in body {
                 let revision = machine.revision
-                defer { if machine.revision != revision { publish(machine) } }
+                defer { if machine.revision != revision { publish(&machine) } }
                 let lines = try lines.append(chunk)
                 if lines.isEmpty { continue }
                 // Parsed off the threads the sync loop runs on, a chunk's events at a time.
@@ -140,8 +141,8 @@ struct Reflector<Object: Hashable & Sendable>: Sendable {
         }
     }
 
-    private func publish(_ machine: ReflectorMachine<Object>) {
-        publish(ReflectorSnapshot(items: machine.items, hasSynced: machine.hasSynced))
+    private func publish(_ machine: inout ReflectorMachine<Object>) {
+        publish(ReflectorUpdate(changes: machine.takeChanges(), hasSynced: machine.hasSynced))
     }
 
     private func report(_ problems: [Proxy.LoadError]) {

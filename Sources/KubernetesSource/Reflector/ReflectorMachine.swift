@@ -103,6 +103,8 @@ public struct ReflectorMachine<Object: Hashable & Sendable>: Sendable {
     public private(set) var resourceVersion: String?
     /// Increases whenever `items` changes.
     public private(set) var revision = 0
+    /// Keys whose item changed since `takeChanges()` was last called.
+    private var changedKeys: Set<String> = []
     public private(set) var backoff: Backoff
 
     private var listInProgress: [String: Object]?
@@ -219,14 +221,31 @@ public struct ReflectorMachine<Object: Hashable & Sendable>: Sendable {
         }
     }
 
+    /// The items changed since the last call, each with its current version (nil: deleted).
+    public mutating func takeChanges() -> [String: Object?] {
+        defer { changedKeys = [] }
+        return Dictionary(uniqueKeysWithValues: changedKeys.map { ($0, items[$0]) })
+    }
+
     private mutating func setItem(_ object: Object?, forKey key: String) {
         guard items[key] != object else { return }
         items[key] = object
+        changedKeys.insert(key)
         revision += 1
     }
 
+    /// A relist: only the objects that differ count as changes.
     private mutating func replaceItems(with new: [String: Object]) {
-        guard new != items else { return }
+        var changed = false
+        for (key, object) in new where items[key] != object {
+            changedKeys.insert(key)
+            changed = true
+        }
+        for key in items.keys where new[key] == nil {
+            changedKeys.insert(key)
+            changed = true
+        }
+        guard changed else { return }
         items = new
         revision += 1
     }

@@ -25,6 +25,18 @@ public protocol NodeNetwork: AnyObject {
     /// Makes the dummy interface hold exactly `addresses`, given what it held in `current`.
     func bind(_ addresses: Set<IPAddress>, current: NodeAddresses) throws -> (added: Int, removed: Int)
     func removeInterface(named name: String) throws
+    /// Adds and removes single addresses on the dummy interface, found at `index` by an earlier look
+    /// that saw `bound` on it; `adding` and `removing` do not overlap.
+    func changeAddresses(onInterface index: Int32, bound: Set<IPAddress>, adding: Set<IPAddress>,
+                         removing: Set<IPAddress>) throws -> (added: Int, removed: Int)
+}
+
+extension NodeNetwork {
+    public func changeAddresses(onInterface index: Int32, bound: Set<IPAddress>, adding: Set<IPAddress>,
+                                removing: Set<IPAddress>) throws -> (added: Int, removed: Int) {
+        try bind(bound.subtracting(removing).union(adding),
+                 current: NodeAddresses(dummyInterfaceIndex: index, bound: bound, node: []))
+    }
 }
 
 extension HostNetwork: NodeNetwork {
@@ -44,6 +56,11 @@ extension HostNetwork: NodeNetwork {
 
     public func removeInterface(named name: String) throws {
         try deleteInterface(named: name)
+    }
+
+    public func changeAddresses(onInterface index: Int32, bound: Set<IPAddress>, adding: Set<IPAddress>,
+                                removing: Set<IPAddress>) throws -> (added: Int, removed: Int) {
+        try syncAddresses(onInterface: index, from: removing, to: adding)
     }
 }
 

@@ -1,7 +1,7 @@
 /// Told what the sync loop does, for health checks and metrics. Called on the loop's task.
 public protocol SyncObserver: AnyObject {
-    /// The source reported a state that differs from the last one; `previous` is nil the first time.
-    func sourceChanged(from previous: ClusterState?, to current: ClusterState)
+    /// The source reported changes (the first time: every object); `objects` has them applied.
+    func sourceChanged(_ changes: ClusterChanges, objects: ClusterObjects)
     /// A sync ended, well or not.
     func syncFinished(_ sync: SyncRecord)
 }

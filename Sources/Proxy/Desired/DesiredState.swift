@@ -68,18 +68,10 @@ public struct DesiredState: Hashable, Sendable {
 
     /// Computes the desired state with kube-proxy's IPVS-mode semantics.
     public init(_ cluster: ClusterState, node: NodeConfig) {
-        var builder = DesiredStateBuilder(node: node.observing(cluster))
-        let slices = Dictionary(grouping: cluster.endpointSlices.filter { !$0.isForAnotherProxy && $0.serviceName != nil }) {
-            ServiceReference(namespace: $0.metadata.namespace, name: $0.serviceName!)
-        }
-        let services = cluster.services
-            .filter { !$0.metadata.isForAnotherProxy }
-            .sorted { ($0.metadata.namespace, $0.metadata.name) < ($1.metadata.namespace, $1.metadata.name) }
-        for service in services {
-            let reference = ServiceReference(namespace: service.metadata.namespace, name: service.metadata.name)
-            builder.add(service, slices: slices[reference] ?? [])
-        }
-        self = builder.finish()
+        let objects = ClusterObjects(cluster)
+        let index = DesiredStateIndex(objects, node: node.observing(objects))
+        self = index.state
+        warnings = index.warnings
     }
 }
 

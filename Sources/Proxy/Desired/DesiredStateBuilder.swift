@@ -1,13 +1,20 @@
 import IPVS
 
-/// Turns Services, one at a time, into virtual servers. Services are fed in name order, so that
-/// when two claim the same virtual server the same one wins on every node and every sync.
+/// Turns one Service into what it puts into the desired state. When two Services claim the same
+/// virtual server the first in name order wins, on every node and every sync: `claimedElsewhere`
+/// names the Service port of another Service that holds a key already.
 struct DesiredStateBuilder {
     let node: NodeConfig
+    let claimedElsewhere: (VirtualServerKey) -> ServicePortName?
     private(set) var state = DesiredState()
+    /// Virtual servers this Service asks for that another Service holds.
+    private(set) var lostKeys: Set<VirtualServerKey> = []
+    /// Virtual servers on firewall marks, which get their marks once every Service is known.
+    private(set) var inClusterServers: [InClusterServer] = []
 
-    init(node: NodeConfig) {
+    init(node: NodeConfig, claimedElsewhere: @escaping (VirtualServerKey) -> ServicePortName? = { _ in nil }) {
         self.node = node
+        self.claimedElsewhere = claimedElsewhere
     }
 
     mutating func add(_ service: Service, slices: [EndpointSlice]) {
@@ -97,7 +104,7 @@ struct DesiredStateBuilder {
 
     /// A virtual server on a firewall mark, with every endpoint, for in-cluster clients of an
     /// `externalTrafficPolicy: Local` Service port.
-    private struct InClusterServer {
+    struct InClusterServer: Hashable {
         var name: ServicePortName
         var family: IPAddress.Family
         var settings: Settings
@@ -107,12 +114,10 @@ struct DesiredStateBuilder {
         var markName: String { "\(name)/\(name.protocol)/\(family == .inet ? "IPv4" : "IPv6")" }
     }
 
-    private var inClusterServers: [InClusterServer] = []
-
-    /// Gives the in-cluster virtual servers their marks, once every Service has been added.
-    mutating func finish() -> DesiredState {
-        let marks = InClusterFirewallMarks.assign(inClusterServers.map(\.markName))
-        for server in inClusterServers {
+    /// The Service's part of the desired state, its in-cluster virtual servers on the marks given.
+    static func withMarks(_ state: DesiredState, _ servers: [InClusterServer], marks: [String: UInt32]) -> DesiredState {
+        var state = state
+        for server in servers {
             let mark = marks[server.markName]!
             let key = VirtualServerKey.firewallMark(server.family, mark)
             state.virtualServers[key] = DesiredVirtualServer(server: server.settings.server(key),
@@ -133,7 +138,7 @@ struct DesiredStateBuilder {
     }
 
     /// Scheduler, persistence and flags, shared by every virtual server of a Service.
-    private struct Settings {
+    struct Settings: Hashable {
         var scheduler: IPVSScheduler
         var flags: VirtualServerFlags
         var timeout: UInt32
@@ -179,10 +184,11 @@ struct DesiredStateBuilder {
     /// Returns false when another Service port already has that virtual server.
     private mutating func insert(_ desired: DesiredVirtualServer, object: String) -> Bool {
         let key = desired.server.key
-        if let existing = state.virtualServers[key] {
-            if existing.service != desired.service {
-                warn(object, "\(key) is already used by \(existing.service); ignored for \(desired.service)")
+        if let existing = state.virtualServers[key]?.service ?? claimedElsewhere(key) {
+            if existing != desired.service {
+                warn(object, "\(key) is already used by \(existing); ignored for \(desired.service)")
             }
+            if state.virtualServers[key] == nil { lostKeys.insert(key) }
             return false
         }
         state.virtualServers[key] = desired

@@ -38,7 +38,15 @@ public struct NodeConfig: Hashable, Sendable {
     /// This configuration with what the cluster's Node object of this node says: its zone.
     /// Without that object the configuration stays as it is.
     public func observing(_ cluster: ClusterState) -> NodeConfig {
-        guard let node = cluster.node(named: nodeName) else { return self }
+        observing(cluster.node(named: nodeName))
+    }
+
+    public func observing(_ objects: ClusterObjects) -> NodeConfig {
+        observing(objects.node(named: nodeName))
+    }
+
+    private func observing(_ node: ClusterNode?) -> NodeConfig {
+        guard let node else { return self }
         var config = self
         config.zone = node.zone
         return config

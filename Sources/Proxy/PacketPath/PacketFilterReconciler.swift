@@ -119,6 +119,41 @@ public final class PacketFilterReconciler {
         return summary
     }
 
+    /// Takes `removing` out of the sets and puts `adding` in, against the table the last commit
+    /// left, in one transaction. Returns nil, writing nothing, when that table is unknown or does
+    /// not hold what the change starts from: then a full `sync` is needed.
+    public func sync(removing: [String: Set<SetElement>], adding: [String: Set<SetElement>]) throws -> PacketFilterSummary? {
+        guard known != nil else { return nil }
+        var operations: [NFTOperation] = []
+        var changes: [(set: String, stale: Set<SetElement>, missing: Set<SetElement>)] = []
+        for set in ruleset.sets {
+            let stale = (removing[set.name] ?? []).subtracting(adding[set.name] ?? [])
+            let missing = (adding[set.name] ?? []).subtracting(removing[set.name] ?? [])
+            guard !stale.isEmpty || !missing.isEmpty else { continue }
+            let have = known!.elements[set.name] ?? []
+            guard stale.allSatisfy(have.contains), !missing.contains(where: have.contains) else { return nil }
+            // Deletions first: a map element whose value changed is deleted, then added anew.
+            if !stale.isEmpty { operations.append(.deleteElements(config.table, set: set.name, PacketFilterPlan.sorted(stale))) }
+            if !missing.isEmpty { operations.append(.addElements(config.table, set: set.name, PacketFilterPlan.sorted(missing))) }
+            changes.append((set.name, stale, missing))
+        }
+        var summary = PacketFilterSummary()
+        guard !operations.isEmpty else { return summary }
+        do {
+            try handle.commit(operations)
+        } catch {
+            known = nil
+            throw error
+        }
+        for change in changes {
+            known!.elements[change.set, default: []].subtract(change.stale)
+            known!.elements[change.set, default: []].formUnion(change.missing)
+            summary.elementsDeleted += change.stale.count
+            summary.elementsAdded += change.missing.count
+        }
+        return summary
+    }
+
     /// Whether the kernel takes a table of this family, by adding and deleting a scratch one in one
     /// transaction, which leaves nothing behind.
     public func kernelCanHoldTable() throws -> Bool {

@@ -52,17 +52,14 @@ public enum InClusterFirewallMarks {
     /// A mark for each name, stable while the names do not collide: FNV-1a of the name, probing
     /// upwards in name order on a collision.
     static func assign(_ names: [String]) -> [String: UInt32] {
-        var taken = Set<UInt32>()
-        var marks: [String: UInt32] = [:]
-        let mask: UInt32 = 1 << hashBits - 1
-        for name in names.sorted() where marks[name] == nil {
-            var hash: UInt32 = 2_166_136_261
-            for byte in name.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-            var candidate = hash & mask
-            while taken.contains(candidate) { candidate = (candidate + 1) & mask }
-            taken.insert(candidate)
-            marks[name] = base | candidate
-        }
-        return marks
+        var table = FirewallMarkTable()
+        return table.assign(names)
+    }
+
+    /// FNV-1a.
+    static func hash(_ name: String) -> UInt32 {
+        var hash: UInt32 = 2_166_136_261
+        for byte in name.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return hash
     }
 }

@@ -15,12 +15,16 @@ public struct Plan: Hashable, Sendable, CustomStringConvertible {
         self.termination = termination
     }
 
+    /// With `keys`, only those virtual servers are planned (`current` need hold no others), and
+    /// the draining bookkeeping of the rest is passed on as it was.
     public init(desired: DesiredState, current: [(VirtualServerStatus, [RealServerStatus])], ownership: Ownership,
-                termination: GracefulTermination, now: ContinuousClock.Instant) {
+                termination: GracefulTermination, now: ContinuousClock.Instant, keys: Set<VirtualServerKey>? = nil) {
         var planner = Planner(previous: termination, now: now)
+        if let keys { planner.next.drainingSince = termination.drainingSince.filter { !keys.contains($0.key.virtualServer) } }
         let currentByKey = Dictionary(current.map { ($0.0.server.key, $0) }, uniquingKeysWith: { first, _ in first })
 
-        for key in desired.virtualServers.keys.sorted() {
+        let wanted = keys.map { $0.filter { desired.virtualServers[$0] != nil } } ?? Set(desired.virtualServers.keys)
+        for key in wanted.sorted() {
             let want = desired.virtualServers[key]!
             if let (status, reals) = currentByKey[key] {
                 planner.update(status.server, to: want.server)
@@ -29,7 +33,8 @@ public struct Plan: Hashable, Sendable, CustomStringConvertible {
                 planner.add(want)
             }
         }
-        for key in currentByKey.keys.sorted() where desired.virtualServers[key] == nil && ownership.owns(key) {
+        for key in currentByKey.keys.sorted() where desired.virtualServers[key] == nil && keys?.contains(key) != false
+            && ownership.owns(key) {
             planner.virtualServerDeletes.append(.deleteVirtualServer(key))
         }
         self.init(operations: planner.operations, termination: planner.next)
