@@ -100,17 +100,13 @@ public final class Agent {
             addresses = try network.addresses(dummyInterface: node.dummyInterface, create: true)
             local = useNodeAddresses(addresses!)
         }
-        let delta = updateIndex()
+        let (delta, rebuilt) = updateIndex()
+        noteStaleFlows(delta)
         let desired = index!.state
-        // Noted before the kernel is touched: a failed sync must not lose them.
-        for key in delta.virtualServerKeys where flowsToClean.index(forKey: key) == nil {
-            guard conntrack != nil, case .service(.udp, _, _) = key else { continue }
-            flowsToClean[key] = .some(delta.removed.virtualServers[key])
-        }
-        var report = SyncReport(warnings: delta.services.count == objects.services.count
-                                    ? index!.warnings : delta.services.sorted().flatMap { index!.part(of: $0)?.warnings ?? [] })
+        var report = SyncReport(warnings: rebuilt || resync ? index!.warnings
+                                    : delta.services.sorted().flatMap { index!.part(of: $0)?.warnings ?? [] })
         do {
-            if addresses == nil, try syncChanges(delta, desired: desired, now: now, into: &report) {
+            if addresses == nil, !rebuilt, try syncChanges(delta, desired: desired, now: now, into: &report) {
                 // done
             } else {
                 if addresses == nil {
@@ -129,10 +125,13 @@ public final class Agent {
 
     /// Computes the Services changed since the last sync, or all of them when the node changed
     /// or a contested virtual server is involved.
-    private func updateIndex() -> DesiredStateDelta {
+    private func updateIndex() -> (delta: DesiredStateDelta, rebuilt: Bool) {
         let node = node.observing(objects)
         defer { dirty = [] }
+        let old: DesiredState
+        // Taken out while it changes, so that its tables are changed in place, not copied.
         if var index, index.node == node {
+            self.index = nil
             var delta = DesiredStateDelta()
             var complete = true
             for service in dirty.sorted() where !index.update(service, objects, into: &delta) {
@@ -142,16 +141,29 @@ public final class Agent {
             marks = index.marks
             if complete {
                 self.index = index
-                return delta
+                return (delta, false)
             }
+            // The Services updated so far are in `index`: what follows starts from there.
+            noteStaleFlows(delta)
+            old = index.state
+        } else {
+            old = index?.state ?? DesiredState()
         }
-        let old = index?.state ?? DesiredState()
         let rebuilt = DesiredStateIndex(objects, node: node, marks: marks)
         index = rebuilt
         marks = rebuilt.marks
         var delta = DesiredStateDelta.between(old, rebuilt.state)
         delta.services = Set(objects.services.keys)
-        return delta
+        return (delta, true)
+    }
+
+    /// Notes the UDP virtual servers a change touched, before the kernel is: a failed sync must not lose them.
+    private func noteStaleFlows(_ delta: DesiredStateDelta) {
+        guard conntrack != nil else { return }
+        for key in delta.virtualServerKeys where flowsToClean.index(forKey: key) == nil {
+            guard case .service(.udp, _, _) = key else { continue }
+            flowsToClean[key] = .some(delta.removed.virtualServers[key])
+        }
     }
 
     /// The changes alone, against what the last sync left; false when that is not known (nothing written then).
