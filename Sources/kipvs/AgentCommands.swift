@@ -233,8 +233,12 @@ struct RunCommand: AsyncParsableCommand {
             source = api
         }
         let syncPeriod = config.syncPeriod ?? KubeProxyConfiguration.defaultSyncPeriod
-        let loop = SyncLoop(agent: agent, source: source, minSyncPeriod: config.minSyncPeriod ?? KubeProxyConfiguration.defaultMinSyncPeriod,
-                            syncPeriod: syncPeriod, logger: logger)
+        let minSyncPeriod = config.minSyncPeriod ?? KubeProxyConfiguration.defaultMinSyncPeriod
+        // As kube-proxy's validation of its IPVS configuration.
+        guard syncPeriod > .zero, minSyncPeriod >= .zero, syncPeriod >= minSyncPeriod else {
+            throw ValidationError("--ipvs-sync-period (\(syncPeriod)) must be positive and no shorter than --ipvs-min-sync-period (\(minSyncPeriod))")
+        }
+        let loop = SyncLoop(agent: agent, source: source, minSyncPeriod: minSyncPeriod, syncPeriod: syncPeriod, logger: logger)
         if once {
             guard loop.runOnce() else { throw ExitCode.failure }
             return

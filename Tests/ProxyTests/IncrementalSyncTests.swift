@@ -163,9 +163,9 @@ private final class CountingNetwork: NodeNetwork {
                             logger: Logger(label: "test"))
         let running = Task { await loop.run() }
         source.push(ClusterChanges(adding: ClusterState(services: [Self.web(1)])))
-        try await eventually { ipvs.virtualServers().count == 2 }
+        try await eventually("the first sync (\(agent.objects.services.count) services taken)") { ipvs.virtualServers().count == 2 }
         source.push(ClusterChanges(services: [ObjectName(namespace: "default", name: "web-1"): nil]))
-        try await eventually { ipvs.virtualServers().isEmpty }
+        try await eventually("the deletion") { ipvs.virtualServers().isEmpty }
         loop.stop()
         await running.value
     }
@@ -200,11 +200,11 @@ private final class PushSource: ClusterSource, @unchecked Sendable {
 }
 
 /// Waits (at most 10 s) until `condition` holds.
-private func eventually(_ condition: () -> Bool) async throws {
+private func eventually(_ what: String, _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + .seconds(10)
     while !condition() {
         guard ContinuousClock.now < deadline else {
-            Issue.record("condition not met within 10 s")
+            Issue.record("\(what): not within 10 s")
             return
         }
         try await Task.sleep(for: .milliseconds(10))
