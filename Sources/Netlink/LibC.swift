@@ -59,6 +59,9 @@ public enum LibC {
         public var modifiedNanoseconds: Int
         public var inode: UInt64
         public var isRegularFile: Bool
+        public var isDirectory: Bool
+        /// Only `linkStatus` sees a link; `status` follows it.
+        public var isSymbolicLink: Bool
 
         init(_ info: stat) {
             size = Int(info.st_size)
@@ -66,6 +69,8 @@ public enum LibC {
             modifiedNanoseconds = Int(info.st_mtim.tv_nsec)
             inode = UInt64(info.st_ino)
             isRegularFile = info.st_mode & S_IFMT == S_IFREG
+            isDirectory = info.st_mode & S_IFMT == S_IFDIR
+            isSymbolicLink = info.st_mode & S_IFMT == S_IFLNK
         }
     }
 
@@ -73,6 +78,13 @@ public enum LibC {
     public static func status(ofFile path: String) throws(SystemCallError) -> FileStatus {
         var info = stat()
         try retrying("stat \(path)") { stat(path, &info) }
+        return FileStatus(info)
+    }
+
+    /// `lstat` of a path: a symbolic link itself, not what it points to.
+    public static func linkStatus(ofFile path: String) throws(SystemCallError) -> FileStatus {
+        var info = stat()
+        try retrying("lstat \(path)") { lstat(path, &info) }
         return FileStatus(info)
     }
 
@@ -145,9 +157,160 @@ public enum LibC {
         }
     }
 
+    /// Closes a descriptor; `name` says which in the error.
+    public static func closeDescriptor(_ descriptor: Int32, name: @autoclosure () -> String) throws(SystemCallError) {
+        // Linux frees the descriptor even when close fails, so EINTR must not be retried.
+        if close(descriptor) == -1 {
+            let code = Errno(rawValue: Glibc.errno)
+            if code != .interrupted { throw SystemCallError(errno: code, operation: "close \(name())") }
+        }
+    }
+
     /// Closes a descriptor only read from: nothing can be lost, so a failure is of no interest.
     private static func closeQuietly(_ descriptor: Int32) {
         _ = close(descriptor)
+    }
+
+    // MARK: - inotify, pipes, poll
+
+    /// inotify's event bits: what a watch asks for, and what an event reports.
+    public struct InotifyMask: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt32
+
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+        public static let attributes = InotifyMask(rawValue: UInt32(IN_ATTRIB))
+        public static let closeWrite = InotifyMask(rawValue: UInt32(IN_CLOSE_WRITE))
+        public static let movedFrom = InotifyMask(rawValue: UInt32(IN_MOVED_FROM))
+        public static let movedTo = InotifyMask(rawValue: UInt32(IN_MOVED_TO))
+        public static let create = InotifyMask(rawValue: UInt32(IN_CREATE))
+        public static let delete = InotifyMask(rawValue: UInt32(IN_DELETE))
+        public static let deleteSelf = InotifyMask(rawValue: UInt32(IN_DELETE_SELF))
+        public static let moveSelf = InotifyMask(rawValue: UInt32(IN_MOVE_SELF))
+        /// Asked with a watch: only if the path is a directory.
+        public static let onlyDirectory = InotifyMask(rawValue: UInt32(IN_ONLYDIR))
+        /// Reported only: events were lost (the queue was full); the watch descriptor is -1.
+        public static let queueOverflow = InotifyMask(rawValue: UInt32(IN_Q_OVERFLOW))
+        /// Reported only: the watch is gone (removed, or its directory deleted or unmounted).
+        public static let ignored = InotifyMask(rawValue: UInt32(IN_IGNORED))
+        /// Reported only: the name is a directory.
+        public static let isDirectory = InotifyMask(rawValue: UInt32(IN_ISDIR))
+    }
+
+    /// One inotify event: the watch it came from, what happened, and the name in the watched
+    /// directory ("" for the directory itself).
+    public struct InotifyEvent: Hashable, Sendable {
+        public var watch: Int32
+        public var mask: InotifyMask
+        public var name: String
+
+        public init(watch: Int32, mask: InotifyMask, name: String) {
+            self.watch = watch
+            self.mask = mask
+            self.name = name
+        }
+    }
+
+    /// `inotify_init1`: a non-blocking, close-on-exec inotify descriptor.
+    public static func inotifyInit() throws(SystemCallError) -> Int32 {
+        try retrying("inotify_init1") { inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC)) }
+    }
+
+    /// `inotify_add_watch`: the watch descriptor, the same one again for the same inode.
+    public static func addWatch(_ inotify: Int32, path: String, mask: InotifyMask) throws(SystemCallError) -> Int32 {
+        try retrying("inotify_add_watch \(path)") { inotify_add_watch(inotify, path, mask.rawValue) }
+    }
+
+    /// `inotify_rm_watch`.
+    public static func removeWatch(_ inotify: Int32, _ watch: Int32) throws(SystemCallError) {
+        try retrying("inotify_rm_watch \(watch)") { inotify_rm_watch(inotify, watch) }
+    }
+
+    /// The events waiting on a non-blocking inotify descriptor, read with one `read` into `buffer`;
+    /// empty when there are none.
+    public static func readInotifyEvents(_ inotify: Int32, buffer: inout [UInt8]) throws(SystemCallError) -> [InotifyEvent] {
+        // A buffer that cannot hold the next event makes read fail with EINVAL.
+        precondition(buffer.count >= MemoryLayout<inotify_event>.size + Int(NAME_MAX) + 1, "inotify buffer too small")
+        let count: Int
+        do throws(SystemCallError) {
+            count = try read(inotify, into: &buffer, operation: "read inotify events")
+        } catch where error.errno == .resourceTemporarilyUnavailable {
+            return []
+        }
+        var events: [InotifyEvent] = []
+        buffer.withUnsafeBytes { raw in
+            let header = MemoryLayout<inotify_event>.size
+            var offset = 0
+            while offset + header <= count {
+                let event = raw.loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
+                let nameEnd = min(offset + header + Int(event.len), count)
+                // The name is padded with NULs to `len` bytes.
+                let name = raw[(offset + header)..<nameEnd].prefix { $0 != 0 }
+                events.append(InotifyEvent(watch: event.wd, mask: InotifyMask(rawValue: event.mask),
+                                           name: String(decoding: name, as: UTF8.self)))
+                offset = nameEnd
+            }
+        }
+        return events
+    }
+
+    /// A pipe whose ends are non-blocking and closed on exec: one thread pokes the write end to
+    /// wake another waiting on the read end.
+    public static func makePipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
+        var ends: [Int32] = [-1, -1]
+        try retrying("pipe") { pipe(&ends) }
+        do throws(SystemCallError) {
+            for end in ends {
+                try retrying("fcntl F_SETFD FD_CLOEXEC on pipe \(end)") { fcntl(end, F_SETFD, FD_CLOEXEC) }
+                let flags = try retrying("fcntl F_GETFL on pipe \(end)") { fcntl(end, F_GETFL) }
+                try retrying("fcntl F_SETFL O_NONBLOCK on pipe \(end)") { fcntl(end, F_SETFL, flags | O_NONBLOCK) }
+            }
+        } catch {
+            closeQuietly(ends[0])
+            closeQuietly(ends[1])
+            throw error
+        }
+        return (ends[0], ends[1])
+    }
+
+    /// Writes one byte to a non-blocking pipe. A full pipe is fine: its reader has a wake-up waiting.
+    public static func poke(_ descriptor: Int32) throws(SystemCallError) {
+        var byte: UInt8 = 1
+        do throws(SystemCallError) {
+            try retrying("write to wake-up pipe \(descriptor)") { Glibc.write(descriptor, &byte, 1) }
+        } catch where error.errno == .resourceTemporarilyUnavailable {
+            return
+        }
+    }
+
+    /// Reads a non-blocking pipe until it is empty.
+    public static func drain(_ descriptor: Int32) throws(SystemCallError) {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while true {
+            do throws(SystemCallError) {
+                if try read(descriptor, into: &buffer, operation: "read wake-up pipe \(descriptor)") == 0 { return }
+            } catch where error.errno == .resourceTemporarilyUnavailable {
+                return
+            }
+        }
+    }
+
+    /// `poll` for input on `descriptors` for at most `timeout` (nil: no limit); for each, whether
+    /// it has input (or an error or hang-up, which a read then reports).
+    public static func waitForInput(_ descriptors: [Int32], timeout: Duration?) throws(SystemCallError) -> [Bool] {
+        var entries = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let milliseconds: Int32
+        if let timeout {
+            // Rounded up: a timeout rounded down to 0 would spin until the deadline.
+            let (seconds, attoseconds) = max(timeout, .zero).components
+            let total = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+            milliseconds = Int32(clamping: total)
+        } else {
+            milliseconds = -1
+        }
+        // EINTR is retried with the whole timeout again: a wait that long is still bounded.
+        try retrying("poll \(descriptors)") { poll(&entries, nfds_t(entries.count), milliseconds) }
+        return entries.map { $0.revents != 0 }
     }
 
     // MARK: - The rest
