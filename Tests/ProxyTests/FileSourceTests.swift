@@ -23,13 +23,14 @@ final class Applied {
     init(_ source: FileSource) { self.source = source }
 
     func poll() -> Result<ClusterState, LoadError>? {
-        switch source.poll() {
-        case nil: return nil
-        case .failure(let error): return .failure(error)
-        case .success(let changes):
-            state = state.applying(changes)
-            return .success(state)
-        }
+        pollChanges().map { answer in answer.map { _ in state } }
+    }
+
+    /// The source's own answer; its changes are applied on the way.
+    func pollChanges() -> Result<ClusterChanges, LoadError>? {
+        let answer = source.poll()
+        if case .success(let changes)? = answer { state = state.applying(changes) }
+        return answer
     }
 }
 
@@ -238,7 +239,7 @@ extension ClusterState {
         let source = source(directory.path)
         #expect(serviceCount(source.poll()) == 2)
         let other = directory.appendingPathComponent("more.yaml")
-        FileManager.default.createFile(atPath: other.path, contents: Data())
+        #expect(FileManager.default.createFile(atPath: other.path, contents: Data()))
         let answers = pollEvery200ms(source, 5)
         guard case .failure(let error)? = answers.first else {
             Issue.record("\(answers)")

@@ -68,6 +68,12 @@ extension ManifestLoader {
         return .success(text)
     }
 
+    /// Whether a directory load reads a file of this name: `*.yaml`, `*.yml` or `*.json`, not
+    /// starting with a dot.
+    static func isManifestName(_ name: String) -> Bool {
+        !name.hasPrefix(".") && manifestExtensions.contains((name as NSString).pathExtension.lowercased())
+    }
+
     /// The manifest files `path` stands for, in name order: itself if it is a file.
     public static func manifestFiles(at path: String) throws -> [String] {
         var isDirectory: ObjCBool = false
@@ -77,7 +83,7 @@ extension ManifestLoader {
         guard isDirectory.boolValue else { return [path] }
         let base = URL(fileURLWithPath: path)
         return try FileManager.default.contentsOfDirectory(atPath: path)
-            .filter { !$0.hasPrefix(".") && manifestExtensions.contains(($0 as NSString).pathExtension.lowercased()) }
+            .filter(isManifestName)
             .sorted()
             .map { base.appendingPathComponent($0).path }
             .filter { file in

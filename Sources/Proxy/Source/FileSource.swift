@@ -17,14 +17,18 @@ public struct SourceClock: Sendable {
     })
 }
 
-/// Services and EndpointSlices from a manifest file or directory, re-read when anything in it
-/// changes. A file is read half-written more often than not (`kubectl get -o yaml > f` truncates
-/// first, an editor writes in pieces), so a change is taken with care:
+/// Services and EndpointSlices from a manifest file or directory, re-read file by file as they
+/// change: a change of one file costs a read of that file, whatever the number of the others.
+/// inotify says when and which files changed (see `ManifestWatcher`); where it is unavailable,
+/// every file is looked at each second. A file is read half-written more often than not
+/// (`kubectl get -o yaml > f` truncates first, an editor writes in pieces), so a change is taken
+/// with care:
 ///
-/// - only once the files have stopped changing: the same size, modification time and inode in
-///   two looks at least `settleTime` apart (a rename into place changes the inode);
+/// - only once the changed files have stopped changing: each the same size, modification time and
+///   inode in two looks at least `settleTime` apart (a rename into place changes the inode);
 /// - a file with no object in it (empty, or truncated to nothing) never replaces the last good
-///   state: it is reported and the last good state stays;
+///   state: it is reported and the last good state stays; so does any problem in any file, or an
+///   object defined in two files;
 /// - a YAML file whose last line has no newline may be cut mid-line: it is read only once it has
 ///   stood unchanged for `unfinishedLineTime`;
 /// - a change that removes more than half of the Services is held back, with a warning, and
@@ -42,38 +46,67 @@ public final class FileSource: ClusterSource {
     /// How long a change that removes more than half of the Services must stand before it applies.
     public static let dropHoldTime: Duration = .seconds(5)
 
+    /// How the source learns which files changed.
+    enum Watching {
+        /// inotify events, or a look every second where inotify is unavailable.
+        case inotify
+        /// A look at every file each second, as without inotify.
+        case scanning
+        /// None: every poll looks at every file (a test moves time by hand).
+        case none
+    }
+
     public let path: String
     private let clock: SourceClock
     private let logger: Logger
     /// Whether reads run on a thread of their own (tests may read in place).
     let readsInBackground: Bool
-
-    /// The files as last seen, and since when they have looked so.
-    private var lastLook: (files: Fingerprint, since: ContinuousClock.Instant)?
-    /// The files whose content was last read (and used, refused or held).
-    private var read: Fingerprint?
-    private var reading: Reading?
-    /// The last state handed out.
-    private var good: ClusterState?
-    /// A large drop waiting to stand long enough.
-    private var held: (state: ClusterState, files: Fingerprint, since: ContinuousClock.Instant)?
-    private var answered = false
-    /// The state the last answer brought the caller to.
-    private var handedOut: ClusterState?
+    private let scanner: ManifestScanner
     private let wake = WakeSlot()
+    let watcher: ManifestWatcher?
 
-    public init(path: String, clock: SourceClock = .system, logger: Logger = Logger(label: "kipvs")) {
-        self.path = path
-        self.clock = clock
-        self.logger = logger
-        readsInBackground = true
+    /// A file (or the path itself) as last looked at, since when it has looked so, and as it
+    /// looked when its content was read.
+    private struct Tracked {
+        var look: ManifestLook
+        var since: ContinuousClock.Instant
+        var read: ManifestLook?
     }
 
-    init(path: String, clock: SourceClock, logger: Logger, readsInBackground: Bool) {
+    private var tracked: [String: Tracked] = [:]
+    /// Files whose look differs from the one their content was read at.
+    private var unsettled: Set<String> = []
+    private var manifests = ManifestSet()
+    private var reading: Reading?
+    /// Since when a large drop has been waiting to stand long enough.
+    private var held: ContinuousClock.Instant?
+    private var answered = false
+    private var handedOutOnce = false
+    /// Files read and parsed so far.
+    private(set) var filesParsed = 0
+
+    public convenience init(path: String, clock: SourceClock = .system, logger: Logger = Logger(label: "kipvs")) {
+        self.init(path: path, clock: clock, logger: logger, readsInBackground: true, watching: .inotify)
+    }
+
+    init(path: String, clock: SourceClock, logger: Logger, readsInBackground: Bool, watching: Watching = .none) {
         self.path = path
         self.clock = clock
         self.logger = logger
         self.readsInBackground = readsInBackground
+        scanner = ManifestScanner(root: path)
+        switch watching {
+        case .inotify, .scanning:
+            var logger = logger
+            logger[metadataKey: "source"] = "file:\(path)"
+            watcher = ManifestWatcher(scanner: scanner, wake: wake, logger: logger, inotify: watching == .inotify)
+        case .none:
+            watcher = nil
+        }
+    }
+
+    deinit {
+        watcher?.stop()
     }
 
     public var name: String { "file:\(path)" }
@@ -83,17 +116,6 @@ public final class FileSource: ClusterSource {
     /// nil when nothing changed since the last call (or a change is not yet safe to take);
     /// otherwise the objects that changed or why the files could not be used.
     public func poll() -> Result<ClusterChanges, LoadError>? {
-        switch pollState() {
-        case nil: return nil
-        case .failure(let error): return .failure(error)
-        case .success(let state):
-            let changes = handedOut.map { ClusterChanges.between($0, state) } ?? ClusterChanges(adding: state)
-            handedOut = state
-            return .success(changes)
-        }
-    }
-
-    private func pollState() -> Result<ClusterState, LoadError>? {
         // Before the first answer there is nothing to keep: wait for the files to settle and read them.
         if !answered {
             for _ in 0..<50 {
@@ -108,122 +130,132 @@ public final class FileSource: ClusterSource {
         return step(waitingForRead: false)
     }
 
-    private func step(waitingForRead: Bool) -> Result<ClusterState, LoadError>? {
+    private func step(waitingForRead: Bool) -> Result<ClusterChanges, LoadError>? {
         if let reading {
             if waitingForRead { reading.wait() }
             guard let outcome = reading.outcome else { return nil }
             self.reading = nil
-            return take(outcome, of: reading.files)
+            return takeAndLookOn(outcome)
         }
         let now = clock.now()
-        let files = Fingerprint(path: path)
-        guard let last = lastLook, last.files == files else {
-            lastLook = (files, now)
+        lookAgain(now: now)
+        if unsettled.isEmpty { return heldChangeIfDue(now: now) }
+        if let due = settledAt(), now < due {
+            watcher?.wake(at: due)
             return nil
         }
-        if files == read { return heldDropIfDue(now: now) }
-        let stood = now - last.since
-        guard stood >= Self.settleTime else { return nil }
-        if files.mayEndMidLine, stood < Self.unfinishedLineTime { return nil }
-        let reading = Reading(files: files, paths: [path])
+        let reading = Reading(files: unsettled.sorted().map { ($0, tracked[$0]!.look) }, root: path)
         if readsInBackground && !waitingForRead {
-            reading.start()
+            reading.start(then: wake)
             self.reading = reading
             return nil
         }
         reading.run()
-        return take(reading.outcome!, of: files)
+        return takeAndLookOn(reading.outcome!)
+    }
+
+    /// When every changed file will have stood long enough: a change that spans files (an object
+    /// moved) is taken whole. nil when none changed.
+    private func settledAt() -> ContinuousClock.Instant? {
+        unsettled.map { file in
+            let seen = tracked[file]!
+            return seen.since + (seen.look.endsMidLine ? Self.unfinishedLineTime : Self.settleTime)
+        }.max()
+    }
+
+    /// Takes a read, then looks at what changed while it ran: nothing else would wake the caller for it.
+    private func takeAndLookOn(_ outcome: Reading.Outcome) -> Result<ClusterChanges, LoadError>? {
+        let answer = take(outcome)
+        let now = clock.now()
+        lookAgain(now: now)
+        if let due = settledAt() { watcher?.wake(at: max(due, now)) }
+        return answer
+    }
+
+    /// Looks at the files that may have changed: those the watcher names, and those still settling.
+    private func lookAgain(now: ContinuousClock.Instant) {
+        let (everything, changed) = watcher?.takeChanges() ?? (true, [])
+        var looks: [String: ManifestLook] = [:]
+        if everything || changed.contains(path) {
+            looks = scanner.lookAtEverything(previous: tracked.mapValues(\.look))
+            for file in tracked.keys where looks[file] == nil { looks[file] = .absent }
+        } else {
+            for file in changed.union(unsettled) { looks[file] = scanner.look(at: file, previous: tracked[file]?.look) }
+        }
+        for (file, look) in looks { note(look, of: file, now: now) }
+    }
+
+    private func note(_ look: ManifestLook, of file: String, now: ContinuousClock.Instant) {
+        let before = tracked[file]
+        if before?.look != look {
+            if before?.look.linkTarget != look.linkTarget { watcher?.follow(file, to: look.linkTarget) }
+            tracked[file] = Tracked(look: look, since: now, read: before?.read)
+        }
+        let seen = tracked[file]!
+        if look == .absent, seen.read == nil, file != path {
+            // Come and gone before it was read: nothing to take back.
+            tracked[file] = nil
+            unsettled.remove(file)
+        } else if seen.look == seen.read {
+            unsettled.remove(file)
+        } else {
+            unsettled.insert(file)
+        }
     }
 
     /// Uses what a read found, unless the files changed while it ran.
-    private func take(_ collector: ManifestCollector, of files: Fingerprint) -> Result<ClusterState, LoadError>? {
+    private func take(_ outcome: Reading.Outcome) -> Result<ClusterChanges, LoadError>? {
         let now = clock.now()
-        guard Fingerprint(path: path) == files else {
-            logger.debug("manifests changed while being read; reading again once they settle", metadata: ["source": "\(name)"])
-            lastLook = nil
-            return nil
-        }
-        read = files
-        held = nil
-        let state: ClusterState
-        do {
-            state = try collector.result()
-        } catch {
-            return .failure(error)
-        }
-        if !collector.emptySources.isEmpty {
-            return .failure(LoadError(problems: collector.emptySources.map {
-                LoadError.Problem(source: $0, message: "has no objects (empty, or cut short while being written); the last good state stays")
-            }))
-        }
-        if let good, state == good { return nil }
-        if let good, Self.isLargeDrop(from: good, to: state) {
-            held = (state, files, now)
-            logger.warning("suspicious change held back: it removes more than half of the Services; it applies if it stands",
-                           metadata: ["source": "\(name)", "services": "\(good.services.count) → \(state.services.count)",
-                                      "after": "\(Self.dropHoldTime)"])
-            return nil
-        }
-        good = state
-        return .success(state)
-    }
-
-    private func heldDropIfDue(now: ContinuousClock.Instant) -> Result<ClusterState, LoadError>? {
-        guard let held, now - held.since >= Self.dropHoldTime else { return nil }
-        self.held = nil
-        logger.warning("held change stood; applying it", metadata: ["source": "\(name)", "services": "\(held.state.services.count)"])
-        good = held.state
-        return .success(held.state)
-    }
-
-    /// More than half of the Services gone at once.
-    static func isLargeDrop(from old: ClusterState, to new: ClusterState) -> Bool {
-        let kept = Set(new.services.map(\.metadata.qualifiedName))
-        let removed = old.services.count { !kept.contains($0.metadata.qualifiedName) }
-        return removed * 2 > old.services.count
-    }
-}
-
-/// Name, size, modification time and inode of every manifest file a path stands for.
-struct Fingerprint: Equatable {
-    struct File: Equatable {
-        var path: String
-        var size: Int
-        var modified: Date?
-        var inode: Int
-        /// YAML whose last byte is not a newline.
-        var endsMidLine: Bool
-    }
-
-    /// nil when the path itself cannot be listed (it is missing, or a directory cannot be read).
-    var files: [File]?
-
-    init(path: String) {
-        guard let paths = try? ManifestLoader.manifestFiles(at: path) else {
-            files = nil  // the load reports why
-            return
-        }
-        files = paths.map(Self.file)
-    }
-
-    var mayEndMidLine: Bool { files?.contains(where: \.endsMidLine) ?? false }
-
-    private static func file(_ path: String) -> File {
-        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        // Unreadable attributes read as zero: the load reports the file.
-        let attributes = (try? FileManager.default.attributesOfItem(atPath: resolved)) ?? [:]
-        let size = (attributes[.size] as? NSNumber)?.intValue ?? -1
-        var file = File(path: path, size: size, modified: attributes[.modificationDate] as? Date,
-                        inode: (attributes[.systemFileNumber] as? NSNumber)?.intValue ?? 0, endsMidLine: false)
-        if size > 0, !path.lowercased().hasSuffix(".json"), let handle = FileHandle(forReadingAtPath: resolved) {
-            // Looked at for YAML only: JSON cut short does not parse. A last byte that cannot be
-            // read counts as a newline: the read that follows reports the file.
-            if (try? handle.seek(toOffset: UInt64(size - 1))) != nil, let last = try? handle.read(upToCount: 1) {
-                file.endsMidLine = last != Data([UInt8(ascii: "\n")])
+        var changedWhileRead = false
+        for (file, look) in outcome.files {
+            let again = scanner.look(at: file, previous: look)
+            if again != look {
+                note(again, of: file, now: now)
+                changedWhileRead = true
             }
-            try? handle.close()  // read-only: closing cannot lose anything
         }
-        return file
+        if changedWhileRead {
+            logger.debug("manifests changed while being read; reading again once they settle", metadata: ["source": "\(name)"])
+            watcher?.wake(at: now + Self.settleTime)
+            return nil
+        }
+        for (file, look) in outcome.files {
+            manifests.replace(file, with: outcome.contents[file])
+            if look == .absent, file != path { tracked[file] = nil } else { tracked[file]?.read = look }
+            unsettled.remove(file)
+        }
+        filesParsed += outcome.parsed
+        held = nil
+        if let refusal = manifests.refusal() { return .failure(refusal) }
+        let services = manifests.serviceCounts
+        if handedOutOnce, services.removed * 2 > services.handedOut {
+            held = now
+            logger.warning("suspicious change held back: it removes more than half of the Services; it applies if it stands",
+                           metadata: ["source": "\(name)", "services": "\(services.handedOut) → \(services.now)",
+                                      "after": "\(Self.dropHoldTime)"])
+            watcher?.wake(at: now + Self.dropHoldTime)
+            return nil
+        }
+        return handOut()
+    }
+
+    private func heldChangeIfDue(now: ContinuousClock.Instant) -> Result<ClusterChanges, LoadError>? {
+        guard let held else { return nil }
+        guard now - held >= Self.dropHoldTime else {
+            watcher?.wake(at: held + Self.dropHoldTime)
+            return nil
+        }
+        self.held = nil
+        logger.warning("held change stood; applying it", metadata: ["source": "\(name)", "services": "\(manifests.serviceCounts.now)"])
+        return handOut()
+    }
+
+    /// The changes since the last answer; the first answer names every object, even if there are none.
+    private func handOut() -> Result<ClusterChanges, LoadError>? {
+        let changes = manifests.handOut()
+        if handedOutOnce, changes.isEmpty { return nil }
+        handedOutOnce = true
+        return .success(changes)
     }
 }
 
@@ -237,30 +269,48 @@ final class WakeSlot: @unchecked Sendable {
     func callAsFunction() { lock.withLock { wake }?() }
 }
 
-/// One read and parse of the manifests, on a thread of its own or in place.
+/// One read and parse of some manifest files, on a thread of its own or in place.
 private final class Reading: @unchecked Sendable {
-    let files: Fingerprint
-    private let paths: [String]
-    private let lock = NSCondition()
-    private var result: ManifestCollector?
-
-    init(files: Fingerprint, paths: [String]) {
-        self.files = files
-        self.paths = paths
+    struct Outcome: Sendable {
+        /// The files read, as they looked when the read began.
+        var files: [(path: String, look: ManifestLook)]
+        /// What each holds; none for a file gone.
+        var contents: [String: ManifestFileContent]
+        var parsed: Int
     }
 
-    var outcome: ManifestCollector? { lock.withLock { result } }
+    private let files: [(path: String, look: ManifestLook)]
+    /// The source's path: that one missing is a problem, a file of a directory missing is not.
+    private let root: String
+    private let lock = NSCondition()
+    private var result: Outcome?
 
-    func start() {
-        let thread = Thread { [self] in run() }
+    init(files: [(path: String, look: ManifestLook)], root: String) {
+        self.files = files
+        self.root = root
+    }
+
+    var outcome: Outcome? { lock.withLock { result } }
+
+    /// Reads on a thread of its own, and calls `wake` when done.
+    func start(then wake: WakeSlot) {
+        let thread = Thread { [self] in
+            run()
+            wake()
+        }
         thread.name = "kipvs-manifests"
         thread.start()
     }
 
     func run() {
-        let collector = ManifestLoader.collect(paths: paths)
+        var contents: [String: ManifestFileContent] = [:]
+        var parsed = 0
+        for (file, look) in files {
+            if case .file = look { parsed += 1 }
+            contents[file] = ManifestFileContent.read(file, look: look, isRoot: file == root)
+        }
         lock.withLock {
-            result = collector
+            result = Outcome(files: files, contents: contents, parsed: parsed)
             lock.broadcast()
         }
     }
