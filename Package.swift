@@ -89,7 +89,10 @@ let package = Package(
             ]
         ),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
-        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "Netlink", "CMnl"]),
+        // What every IPVSHandle shares with the kernel, as test cases run against FakeIPVS on any host
+        // (IPVSTests) and against the kernel in a guest (KernelTests).
+        .target(name: "IPVSTestKit", dependencies: ["IPVS", "Netlink"], path: "Tests/IPVSTestKit"),
+        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "IPVSTestKit", "Netlink", "CMnl"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "IPVS", "Netlink", "CMnl"]),
         .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "CNftnl"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS", "NFTables", "HostNetwork", "Netlink"]),
@@ -155,6 +158,6 @@ let package = Package(
             dependencies: ["Proxy", .product(name: "Yams", package: "Yams")]
         ),
         // Run only where the kernel has IPVS and the process is root: inside the UML guest.
-        .testTarget(name: "KernelTests", dependencies: ["IPVS", "Netlink", "HostNetwork", "NFTables"]),
+        .testTarget(name: "KernelTests", dependencies: ["IPVS", "IPVSTestKit", "Netlink", "HostNetwork", "NFTables"]),
     ]
 )

@@ -1,7 +1,9 @@
 import Netlink
 
 /// An in-memory IPVS table that answers as the kernel does, with the kernel's errnos classified
-/// as `KernelIPVS` classifies them. Listings keep insertion order. For tests and dry runs.
+/// as `KernelIPVS` classifies them, and lists in the kernel's order: address virtual servers before
+/// firewall marks (each in insertion order, one of the orders the kernel's hash may give), real
+/// servers newest first. Held to the kernel's behaviour by IPVSTestKit's contract. For tests and dry runs.
 public final class FakeIPVS: IPVSHandle {
     /// The schedulers a stock kernel can load.
     public static let schedulers: Set<String> = [
@@ -40,15 +42,19 @@ public final class FakeIPVS: IPVSHandle {
         entries[key]?.reals[real]?.inactiveConnections = inactive
     }
 
+    /// The kernel dumps its address table, then its firewall-mark table.
     public func virtualServers() -> [VirtualServerStatus] {
-        order.map { entries[$0]!.status }
+        let marks = order.filter { if case .firewallMark = $0 { true } else { false } }
+        let addresses = order.filter { if case .service = $0 { true } else { false } }
+        return (addresses + marks).map { entries[$0]!.status }
     }
 
-    /// Like the kernel, an unknown virtual server gives an empty list, not ESRCH.
+    /// Like the kernel, an unknown virtual server gives an empty list, not ESRCH. Newest first: the
+    /// kernel puts each new real server at the head of its list.
     public func realServers(of key: VirtualServerKey) -> [RealServerStatus] {
         realServerReads.append(key)
         guard let entry = entries[key] else { return [] }
-        return entry.realOrder.map { entry.reals[$0]! }
+        return entry.realOrder.reversed().map { entry.reals[$0]! }
     }
 
     public func apply(_ operations: [IPVSOperation]) -> [Int: IPVSError] {
@@ -104,6 +110,7 @@ public final class FakeIPVS: IPVSHandle {
             guard var entry = entries[key] else { return .noSuchProcess }
             if let errno = check(real, in: key) { return errno }
             guard entry.reals[real.key] == nil else { return .fileExists }
+            guard Self.isUnicast(real.key.address) else { return .invalidArgument }
             entry.realOrder.append(real.key)
             entry.reals[real.key] = RealServerStatus(server: real)
             entries[key] = entry
@@ -123,7 +130,8 @@ public final class FakeIPVS: IPVSHandle {
 
     /// The kernel's checks on a service: scheduler and engine modules (ENOENT), IPv6 prefix length (EINVAL).
     private func check(_ server: VirtualServer) -> Errno? {
-        guard Self.schedulers.contains(server.scheduler) else { return .noSuchFileOrDirectory }
+        // "none" is no module: a virtual server without a scheduler.
+        guard server.scheduler == "none" || Self.schedulers.contains(server.scheduler) else { return .noSuchFileOrDirectory }
         if let engine = server.persistenceEngine, !engine.isEmpty, !Self.persistenceEngines.contains(engine) {
             return .noSuchFileOrDirectory
         }
@@ -136,5 +144,21 @@ public final class FakeIPVS: IPVSHandle {
         if real.key.address.family != key.family, real.forwarding != .tunnel { return .invalidArgument }
         if real.weight < 0 || real.lowerThreshold > real.upperThreshold { return .outOfRange }
         return nil
+    }
+
+    /// What the kernel takes for a new real server (`ip_vs_new_dest`): IPv4 unicast or local, so not
+    /// 0.0.0.0, 255.255.255.255 or multicast (nor an interface's broadcast address, which the fake
+    /// does not know); IPv6 unicast and not link-local (unless the host's own, which the fake has none of).
+    static func isUnicast(_ address: IPAddress) -> Bool {
+        switch address.family {
+        case .inet:
+            let v4 = UInt32(truncatingIfNeeded: address.high >> 32)
+            return v4 != 0 && v4 != 0xffff_ffff && v4 >> 28 != 0xe
+        case .inet6:
+            let unspecified = address.high == 0 && address.low == 0
+            let multicast = address.high >> 56 == 0xff
+            let linkLocal = address.high >> 54 == 0x3fa  // fe80::/10
+            return !unspecified && !multicast && !linkLocal
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import IPVS
+import IPVSTestKit
 import Netlink
 import Testing
 
@@ -7,10 +8,10 @@ import Testing
 struct KernelIPVSTests {
     let web = VirtualServerKey.service(.tcp, .v("10.96.0.10"), 80)
 
-    @Test func infoAndVersion() throws {
-        let info = try Kernel.clean().info()
-        #expect(info.versionString == "1.2.1")
-        #expect(info.connectionTableSize > 0)
+    /// The cases FakeIPVS is held to on the host (IPVSTests), here against the kernel itself.
+    @Test(arguments: IPVSContract.cases)
+    func kernelKeepsTheContract(_ contractCase: IPVSContractCase) throws {
+        try contractCase.run(on: Kernel.clean())
     }
 
     @Test func addVirtualAndRealServersAsIpvsadmSeesThem() throws {
