@@ -111,3 +111,47 @@ make_services() {
     }
   }'
 }
+
+# ---------------------------------------------------------------------------- soak figures
+
+# now_us: microseconds since the epoch, from bash's own clock (no process started).
+now_us() {
+  local now=$EPOCHREALTIME
+  echo "${now/./}"
+}
+
+# seconds_since START_US: seconds from START_US (a now_us value) to now, three decimals.
+seconds_since() {
+  local us=$(($(now_us) - $1))
+  printf '%d.%03d\n' $((us / 1000000)) $((us % 1000000 / 1000))
+}
+
+# sleep_ms MS
+sleep_ms() {
+  sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"
+}
+
+# random_between VAR MIN MAX: sets VAR from bash's RANDOM, so RANDOM=SEED repeats a run. (A
+# function printing its pick would run in a subshell, whose draws the caller never sees.)
+random_between() {
+  printf -v "$1" '%d' $(($2 + RANDOM % ($3 - $2 + 1)))
+}
+
+# median_max < NUMBERS: "median M, max X" of numbers given one a line.
+median_max() {
+  sort -n | awk '{ v[NR] = $1 }
+    END { if (NR == 0) print "none"; else printf "median %s, max %s\n", v[int((NR + 1) / 2)], v[NR] }'
+}
+
+# kernel_state [MARK]: the table as `ipvsadm -Sn` prints it and kipvs0's IPv4 addresses as
+# "kipvs0 ADDRESS/LENGTH" lines ("kipvs0 missing: ..." without kipvs0, none while it is down), in
+# one list sorted bytewise; table lines that contain the text MARK come last, each led by "~".
+# Few processes, for polling: the guest starts one slowly, and bash reading lines costs a system
+# call a byte.
+# shellcheck disable=SC2120 # MARK is optional
+kernel_state() {
+  { ipvsadm -Sn; ip -o -4 addr show dev kipvs0 up 2>&1 || true; } | awk -v mark="${1-}" '
+    /^-/ { print (mark != "" && index($0, mark) ? "~" : "") $0; next }
+    $3 == "inet" { print "kipvs0", $4; next }
+    { print "kipvs0 missing:", $0 }' | LC_ALL=C sort
+}
