@@ -63,7 +63,8 @@ public struct IPVSError: ErrnoCarrying, Hashable, Sendable, CustomStringConverti
         case .outOfRange: kind = .outOfRange
         case .notPermitted, .permissionDenied: kind = .permissionDenied
         case .addressFamilyNotSupported: kind = .addressFamilyNotSupported
-        case .noBufferSpace: kind = .stateUnknown
+        // Acks lost (ENOBUFS) or unreadable (EPROTO): the batch may or may not have been applied.
+        case .noBufferSpace, .protocolError: kind = .stateUnknown
         default: kind = .other
         }
         return IPVSError(kind: kind, underlying: error)

@@ -12,7 +12,7 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let datagram = Array(UnsafeRawBufferPointer(start: start, count: count))
     var services = DumpReplies<VirtualServerStatus>(nested: Wire.Top.service, what: "virtual server")
     var reals = DumpReplies<RealServerStatus>(nested: Wire.Top.dest, what: "real server")
-    for message in NetlinkSocket.messages(inDatagram: datagram) {
+    for message in NetlinkMessage.messages(inDatagram: datagram) {
         use(message.errorCode)
         use(message.genericCommand)
         walk(message.genericAttributes, depth: 0)
