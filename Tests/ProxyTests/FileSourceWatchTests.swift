@@ -136,6 +136,22 @@ import Testing
         #expect(serviceNames(answerOnWake(source, woken)) == ["a", "b", "c"])
     }
 
+    /// A path whose directory does not exist yet: refused at first, seen once it is written.
+    @Test func aPathThatComesLater() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let later = directory.appendingPathComponent("later")
+        let (source, woken) = source(later.appendingPathComponent("cluster.yaml").path)
+        guard case .failure(let error)? = source.poll() else {
+            Issue.record("the first answer is not a failure")
+            return
+        }
+        #expect(error.problems.map(\.message) == ["no such file or directory"])
+        #expect(source.source.watcher?.usesInotify == false, "nothing to watch: it looks every second")
+        try FileManager.default.createDirectory(at: later, withIntermediateDirectories: false)
+        try Self.services("a").write(toFile: later.appendingPathComponent("cluster.yaml").path, atomically: true, encoding: .utf8)
+        #expect(serviceNames(answerOnWake(source, woken)) == ["a"])
+    }
+
     /// A large drop is held; the source wakes the caller when the hold is due.
     @Test func aHeldDropWakesTheCallerWhenDue() throws {
         defer { try? FileManager.default.removeItem(at: directory) }

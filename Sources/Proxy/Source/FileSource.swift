@@ -144,7 +144,9 @@ public final class FileSource: ClusterSource {
             watcher?.wake(at: due)
             return nil
         }
-        let reading = Reading(files: unsettled.sorted().map { ($0, tracked[$0]!.look) }, root: path)
+        let files = unsettled.sorted()
+        let reading = Reading(files: files.map { ($0, tracked[$0]!.look) }, root: path,
+                              before: Dictionary(uniqueKeysWithValues: files.compactMap { file in manifests.contents[file].map { (file, $0) } }))
         if readsInBackground && !waitingForRead {
             reading.start(then: wake)
             self.reading = reading
@@ -220,7 +222,7 @@ public final class FileSource: ClusterSource {
             return nil
         }
         for (file, look) in outcome.files {
-            manifests.replace(file, with: outcome.contents[file])
+            manifests.replace(file, with: outcome.contents[file], delta: outcome.deltas[file]!)
             if look == .absent, file != path { tracked[file] = nil } else { tracked[file]?.read = look }
             unsettled.remove(file)
         }
@@ -276,18 +278,23 @@ private final class Reading: @unchecked Sendable {
         var files: [(path: String, look: ManifestLook)]
         /// What each holds; none for a file gone.
         var contents: [String: ManifestFileContent]
+        /// How that differs from what each held before.
+        var deltas: [String: ManifestDelta]
         var parsed: Int
     }
 
     private let files: [(path: String, look: ManifestLook)]
     /// The source's path: that one missing is a problem, a file of a directory missing is not.
     private let root: String
+    /// What the files held when last read.
+    private let before: [String: ManifestFileContent]
     private let lock = NSCondition()
     private var result: Outcome?
 
-    init(files: [(path: String, look: ManifestLook)], root: String) {
+    init(files: [(path: String, look: ManifestLook)], root: String, before: [String: ManifestFileContent]) {
         self.files = files
         self.root = root
+        self.before = before
     }
 
     var outcome: Outcome? { lock.withLock { result } }
@@ -304,13 +311,16 @@ private final class Reading: @unchecked Sendable {
 
     func run() {
         var contents: [String: ManifestFileContent] = [:]
+        var deltas: [String: ManifestDelta] = [:]
         var parsed = 0
         for (file, look) in files {
             if case .file = look { parsed += 1 }
-            contents[file] = ManifestFileContent.read(file, look: look, isRoot: file == root)
+            let content = ManifestFileContent.read(file, look: look, isRoot: file == root)
+            contents[file] = content
+            deltas[file] = ManifestDelta(from: before[file], to: content)
         }
         lock.withLock {
-            result = Outcome(files: files, contents: contents, parsed: parsed)
+            result = Outcome(files: files, contents: contents, deltas: deltas, parsed: parsed)
             lock.broadcast()
         }
     }

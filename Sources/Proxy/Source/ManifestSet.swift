@@ -74,6 +74,27 @@ struct ManifestFileContent: Sendable {
     }
 }
 
+/// How a file's objects differ from what it held before, by key; worked out where the file is
+/// read, so that the caller's thread does work in proportion to the change only.
+struct ManifestDelta: Sendable {
+    var gone: [ManifestKey] = []
+    var added: [ManifestKey] = []
+    var changed: [ManifestKey] = []
+
+    init(from old: ManifestFileContent?, to new: ManifestFileContent?) {
+        let before = old?.objects ?? [:]
+        let after = new?.objects ?? [:]
+        for (key, object) in after {
+            switch before[key] {
+            case nil: added.append(key)
+            case object?: break
+            default: changed.append(key)
+            }
+        }
+        gone = before.keys.filter { after[$0] == nil }
+    }
+}
+
 /// The objects of every manifest file, kept file by file, and the objects last handed out. A
 /// change of some files costs in proportion to those files: the changes handed out are worked out
 /// from the objects those files held and hold, never from all objects.
@@ -91,26 +112,25 @@ struct ManifestSet {
     /// Objects whose definition may differ from the one handed out.
     private var touched: Set<ManifestKey> = []
 
-    /// Takes in what a file now holds (nil: the file is gone).
-    mutating func replace(_ path: String, with content: ManifestFileContent?) {
-        if let old = contents[path] {
-            for key in old.objects.keys {
-                definers[key]?.removeAll { $0 == path }
-                noteDefiners(of: key)
-            }
-        }
+    /// Takes in what a file now holds (nil: the file is gone); `delta` is how that differs from
+    /// what it held.
+    mutating func replace(_ path: String, with content: ManifestFileContent?, delta: ManifestDelta) {
         contents[path] = content
-        troubled.remove(path)
-        emptyFiles.remove(path)
-        guard let content else { return }
-        for key in content.objects.keys {
+        for key in delta.gone {
+            definers[key]?.removeAll { $0 == path }
+            noteDefiners(of: key)
+        }
+        for key in delta.added {
             var files = definers[key] ?? []
             files.insert(path, at: files.firstIndex { $0 > path } ?? files.endIndex)
             definers[key] = files
             noteDefiners(of: key)
         }
-        if !content.problems.isEmpty { troubled.insert(path) }
-        if content.isEmpty { emptyFiles.insert(path) }
+        touched.formUnion(delta.changed)
+        troubled.remove(path)
+        emptyFiles.remove(path)
+        if content?.problems.isEmpty == false { troubled.insert(path) }
+        if content?.isEmpty == true { emptyFiles.insert(path) }
     }
 
     private mutating func noteDefiners(of key: ManifestKey) {

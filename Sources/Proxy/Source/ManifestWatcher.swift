@@ -259,7 +259,8 @@ final class ManifestWatcher: @unchecked Sendable {
         guard let inotify else { return }
         var added: [String: Int32] = [:]
         var newRules: [Int32: Rule] = [:]
-        for (directory, rule) in plan(links: lock.withLock { links }) {
+        let (parent, plan) = plan(links: lock.withLock { links })
+        for (directory, rule) in plan {
             let watch: Int32
             do {
                 watch = try LibC.addWatch(inotify, path: directory, mask: Self.mask)
@@ -286,13 +287,20 @@ final class ManifestWatcher: @unchecked Sendable {
         }
         watches = added
         rules = newRules
+        if added[parent] == nil {
+            // Nothing would see the path come back.
+            logger.warning("the directory that holds the manifests is missing; looking at the files every second",
+                           metadata: ["path": "\(scanner.root)", "directory": "\(parent)"])
+            fallBackToScanning()
+        }
     }
 
-    /// The directories to watch, and what their events mean.
-    private func plan(links: [String: String]) -> [String: Rule] {
+    /// The directory that holds the source's path; the directories to watch, and what their events mean.
+    private func plan(links: [String: String]) -> (parent: String, [String: Rule]) {
         let root = scanner.directory as NSString
+        let parent = root.deletingLastPathComponent
         var plan: [String: Rule] = [:]
-        plan[root.deletingLastPathComponent, default: Rule()].everything.formUnion([root.lastPathComponent, Self.configMapData])
+        plan[parent, default: Rule()].everything.formUnion([root.lastPathComponent, Self.configMapData])
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: scanner.directory, isDirectory: &isDirectory), isDirectory.boolValue {
             plan[scanner.directory, default: Rule()].entries = true
@@ -302,7 +310,7 @@ final class ManifestWatcher: @unchecked Sendable {
             let target = target as NSString
             plan[target.deletingLastPathComponent, default: Rule()].paths[target.lastPathComponent, default: []].insert(file)
         }
-        return plan
+        return (parent, plan)
     }
 
     /// Gives inotify up for a look at every file each second.
