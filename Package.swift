@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "Proxy",
             dependencies: [
-                "IPVS", "HostNetwork", "NFTables",
+                "IPVS", "HostNetwork", "NFTables", "Netlink",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]
