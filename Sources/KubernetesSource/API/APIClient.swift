@@ -21,7 +21,12 @@ struct APIClient: Sendable {
     var headerTimeout: Duration = .seconds(30)
     /// How much of an error response's body is read for the log.
     static let errorBodyBytes = 4096
-    /// The largest list page accepted.
+    /// The largest list page read, in bytes. A page is held whole before it is parsed, so this
+    /// bounds what one list request holds before parsing (which holds many times more: some 20
+    /// times, for a page of small Services); a larger page fails
+    /// the list, naming the resource and this limit, without being read further, and the list is
+    /// tried again after a backoff. 64 MiB: a page of 500 EndpointSlices of 100 endpoints each,
+    /// with their managedFields, is about 17 MiB.
     var maximumBodySize = TextLimits.listBytes
 
     /// An HTTP client whose idle read timeout is the watch idle timeout: a stream that is quiet for
@@ -31,6 +36,10 @@ struct APIClient: Sendable {
         configuration.tlsConfiguration = try connection.tlsConfiguration()
         configuration.timeout = .init(connect: .seconds(10), read: .nanoseconds(Int64(idleTimeout.seconds * 1e9)))
         configuration.redirectConfiguration = .disallow
+        // A failed connect or TLS handshake fails the request at once, with its own error, and the
+        // reflector's backoff paces the next try; by default the pool would retry it unseen
+        // (100 ms on) until the request's deadline, and the log would only say it timed out.
+        configuration.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -43,9 +52,10 @@ struct APIClient: Sendable {
             let body = try await response.body.collect(upTo: maximumBodySize)
             return String(buffer: body)
         } catch is NIOTooManyBytesError {
-            throw APIRequestError(failure: .malformed, description: "list \(path): a page over \(maximumBodySize >> 20) MiB")
+            throw APIRequestError(failure: .malformed,
+                                  description: "list \(path): a page over the limit of \(Self.byteCount(maximumBodySize)); not read further")
         } catch {
-            throw APIRequestError(failure: .transport, description: "list \(path): \(error)")
+            throw transportFailure(error, "list \(path)")
         }
     }
 
@@ -72,7 +82,7 @@ struct APIClient: Sendable {
                 request.headers.add(name: "Authorization", value: authorization)
             }
         } catch {
-            throw APIRequestError(failure: .transport, description: "\(error)")
+            throw APIRequestError(failure: .transport, description: "\(path): \(error)")
         }
         let response = try await executeWithinHeaderTimeout(request, path: path, deadline: deadline)
         guard response.status == .ok else {
@@ -108,15 +118,29 @@ struct APIClient: Sendable {
                 }
                 defer { group.cancelAll() }
                 guard let first = try await group.next(), let response = first else {
-                    throw APIRequestError(failure: .transport, description: "\(path): no response headers within \(headerTimeout)")
+                    throw APIRequestError(failure: .transport,
+                                          description: "\(path) at \(connection.server): no response headers within \(headerTimeout)")
                 }
                 return response
             }
         } catch let error as APIRequestError {
             throw error
         } catch {
-            throw APIRequestError(failure: .transport, description: "\(path): \(error)")
+            throw transportFailure(error, path)
         }
+    }
+
+    /// A failure below HTTP, naming the server; a TLS one says so, as NIOSSL's error names only
+    /// BoringSSL's codes.
+    private func transportFailure(_ error: any Error, _ what: String) -> APIRequestError {
+        let tls = error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError
+        return APIRequestError(failure: .transport,
+                               description: "\(what) at \(connection.server): \(tls ? "TLS: " : "")\(error)")
+    }
+
+    /// `64 MiB`, or `1000 bytes` when not a whole number of MiB.
+    static func byteCount(_ bytes: Int) -> String {
+        bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : "\(bytes) bytes"
     }
 
     private func escape(_ value: String) -> String {
@@ -141,6 +165,10 @@ extension ClusterConnection {
         } catch {
             throw ConnectionError("invalid certificate or key: \(error)")
         }
+        // Closing waits this long for the server's close_notify. Nothing more is read from a
+        // connection being closed, and a server that does not read while it streams a watch never
+        // answers: shutting down would wait the default 5 s.
+        tls.shutdownTimeout = .seconds(1)
         if insecureSkipTLSVerify { tls.certificateVerification = .none }
         return tls
     }
