@@ -7,8 +7,9 @@ import NIOPosix
 /// A Kubernetes API server for tests, on 127.0.0.1 and an ephemeral port: discovery, list
 /// (paginated, at consistent versions), watch (replay from any retained version, bookmarks) and
 /// writes (create, replace, delete, server-side apply) of v1 Services and discovery.k8s.io/v1
-/// EndpointSlices, and faults on demand. Plain HTTP, no
-/// authentication. Start it with `withServer`, which stops it when the body returns.
+/// EndpointSlices, and faults on demand. Plain HTTP unless given a `ConnectionLayer` (TLS); any
+/// client is let in unless `requireToken` says otherwise. Start it with `withServer`, which stops it
+/// when the body returns.
 public final class KubeAPIServer: Sendable {
     /// Which requests an injected failure applies to.
     public enum RequestKind: Sendable, Equatable {
@@ -36,12 +37,21 @@ public final class KubeAPIServer: Sendable {
         case body(String)
         /// Nothing at all, not even the headers, until the connection or the server closes.
         case silence
+        /// A status line and headers that never end: a byte of a header now and then, forever.
+        case unfinishedHead
+        /// 200 OK with a well-formed list of `resource` that is `bytes` long, made as it is sent,
+        /// with its length in the headers or in chunks of unannounced length.
+        case bulkList(Resource, bytes: Int, chunked: Bool)
     }
 
     private struct Faults {
         var failures: [(kind: RequestKind, failure: Failure)] = []
         var expiredWatchAnswer = ExpiredWatchAnswer.errorEvent
         var requests: [String] = []
+        /// The bearer token every request must carry; nil lets any request in.
+        var requiredToken: String?
+        var unauthorized = 0
+        var bulkBytesSent = 0
     }
 
     /// The largest request body read; a larger one is answered 413.
@@ -49,22 +59,29 @@ public final class KubeAPIServer: Sendable {
 
     public let port: Int
     let store = ObjectStore()
+    private let layer: ConnectionLayer?
+    private let accepted: NIOLockedValueBox<Int>
     private let faults = NIOLockedValueBox(Faults())
     private let commands: AsyncStream<Command>.Continuation
     private let commandStream: AsyncStream<Command>
 
-    private init(port: Int) {
+    private init(port: Int, layer: ConnectionLayer?, accepted: NIOLockedValueBox<Int>) {
         self.port = port
+        self.layer = layer
+        self.accepted = accepted
         (commandStream, commands) = AsyncStream<Command>.makeStream()
     }
 
-    /// `http://127.0.0.1:PORT`
-    public var url: String { "http://127.0.0.1:\(port)" }
+    /// `http://127.0.0.1:PORT`, or the layer's scheme.
+    public var url: String { "\(layer?.scheme ?? "http")://127.0.0.1:\(port)" }
 
-    /// Runs `body` with a started server on `port` (0: an ephemeral one); the server stops when it returns.
-    public static func withServer<T: Sendable>(port: Int = 0, _ body: (KubeAPIServer) async throws -> T) async throws -> T {
-        let first = try await bind(port: port)
-        let server = KubeAPIServer(port: first.channel.localAddress?.port ?? 0)
+    /// Runs `body` with a started server on `port` (0: an ephemeral one), each connection under
+    /// `layer` if given; the server stops when `body` returns.
+    public static func withServer<T: Sendable>(port: Int = 0, layer: ConnectionLayer? = nil,
+                                               _ body: (KubeAPIServer) async throws -> T) async throws -> T {
+        let accepted = NIOLockedValueBox(0)
+        let first = try await bind(port: port, layer: layer, accepted: accepted)
+        let server = KubeAPIServer(port: first.channel.localAddress?.port ?? 0, layer: layer, accepted: accepted)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve(startingWith: first) }
             defer { group.cancelAll() }
@@ -93,6 +110,23 @@ public final class KubeAPIServer: Sendable {
     public var requests: [String] { faults.withLockedValue { $0.requests } }
 
     public var openWatches: Int { store.openWatches }
+
+    /// Connections accepted, whether or not a request came over them (a TLS handshake may fail first).
+    public var connectionsAccepted: Int { accepted.withLockedValue { $0 } }
+
+    /// Bytes of `answerNext(_:_:listOfBytes:chunked:)` pages the client took before it stopped reading.
+    public var bulkListBytesSent: Int { faults.withLockedValue { $0.bulkBytesSent } }
+
+    /// Requests answered 401 Unauthorized.
+    public var unauthorizedRequests: Int { faults.withLockedValue { $0.unauthorized } }
+
+    // MARK: Authentication
+
+    /// From now on a request must carry `Authorization: Bearer <token>` or is answered 401, as a
+    /// server answers an expired or revoked token; nil lets any request in again. Open watches go on.
+    public func requireToken(_ token: String?) {
+        faults.withLockedValue { $0.requiredToken = token }
+    }
 
     // MARK: Faults
 
@@ -143,6 +177,22 @@ public final class KubeAPIServer: Sendable {
         faults.withLockedValue { $0.failures += Array(repeating: (kind, .silence), count: count) }
     }
 
+    /// The next `count` requests of `kind` get a status line and the start of a header, then a byte
+    /// of it every so often, never the end of the headers: an idle timeout alone does not end them.
+    public func trickleHeadersNext(_ count: Int = 1, _ kind: RequestKind = .any) {
+        faults.withLockedValue { $0.failures += Array(repeating: (kind, .unfinishedHead), count: count) }
+    }
+
+    /// The next `count` list requests of `resource` are answered 200 OK with one page of it that is
+    /// `bytes` long: well-formed, with as many distinct Services or EndpointSlices as fit. Its
+    /// length is in the headers, or, `chunked`, known only at its end (as the API server streams a
+    /// large list). The page is made as it is sent, so the server never holds it whole.
+    public func answerNext(_ count: Int = 1, _ resource: Resource, listOfBytes bytes: Int, chunked: Bool = false) {
+        faults.withLockedValue {
+            $0.failures += Array(repeating: (.list(resource), .bulkList(resource, bytes: bytes, chunked: chunked)), count: count)
+        }
+    }
+
     /// Sends `line` as it is (garbage, an unknown event type…) on every open watch.
     public func sendRawLine(_ line: String) {
         store.broadcast { _, _ in .raw(line) }
@@ -161,19 +211,31 @@ public final class KubeAPIServer: Sendable {
 
     private typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
-    private static func bind(port: Int) async throws -> NIOAsyncChannel<Connection, Never> {
+    /// An accepted connection, and a way to write to it past HTTP's encoder.
+    private struct Accepted: Sendable {
+        var connection: Connection
+        var raw: RawOutput
+    }
+
+    private static func bind(port: Int, layer: ConnectionLayer?, accepted: NIOLockedValueBox<Int>)
+        async throws -> NIOAsyncChannel<Accepted, Never> {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    accepted.withLockedValue { $0 += 1 }
+                    try layer?.configure(channel)
+                    // Under HTTP, so that its bytes skip HTTP's encoder (but not the layer).
+                    let raw = RawOutput(eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.addHandler(raw)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    return try Connection(wrappingChannelSynchronously: channel)
+                    return Accepted(connection: try Connection(wrappingChannelSynchronously: channel), raw: raw)
                 }
             }
     }
 
-    private func serve(startingWith first: NIOAsyncChannel<Connection, Never>) async throws {
-        var listener: NIOAsyncChannel<Connection, Never>? = first
+    private func serve(startingWith first: NIOAsyncChannel<Accepted, Never>) async throws {
+        var listener: NIOAsyncChannel<Accepted, Never>? = first
         var commands = commandStream.makeAsyncIterator()
         while !Task.isCancelled {
             if let current = listener {
@@ -182,8 +244,8 @@ public final class KubeAPIServer: Sendable {
                         // A listener that fails leaves the port closed, as a refusing server.
                         try? await current.executeThenClose { connections in
                             try await withThrowingDiscardingTaskGroup { connectionGroup in
-                                for try await connection in connections {
-                                    connectionGroup.addTask { await self.handle(connection) }
+                                for try await accepted in connections {
+                                    connectionGroup.addTask { await self.handle(accepted.connection, raw: accepted.raw) }
                                 }
                             }
                         }
@@ -196,12 +258,12 @@ public final class KubeAPIServer: Sendable {
             } else {
                 while let command = await commands.next(), command != .accept {}
                 if Task.isCancelled { return }
-                listener = try await Self.bind(port: port)
+                listener = try await Self.bind(port: port, layer: layer, accepted: accepted)
             }
         }
     }
 
-    private func handle(_ connection: Connection) async {
+    private func handle(_ connection: Connection, raw: RawOutput) async {
         try? await connection.executeThenClose { requests, responses in
             var head: HTTPRequestHead?
             var body = ByteBuffer()
@@ -225,7 +287,7 @@ public final class KubeAPIServer: Sendable {
                                        version: request.version, on: responses)
                         return
                     }
-                    try await respond(to: request, body: body, on: responses)
+                    try await respond(to: request, body: body, on: responses, raw: raw)
                     if !request.isKeepAlive { return }
                 }
             }
@@ -233,8 +295,19 @@ public final class KubeAPIServer: Sendable {
     }
 
     private func respond(to head: HTTPRequestHead, body: ByteBuffer,
-                         on out: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
-        faults.withLockedValue { $0.requests.append(head.uri) }
+                         on out: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, raw: RawOutput) async throws {
+        let authorization = head.headers["Authorization"].first
+        let authorized = faults.withLockedValue { faults in
+            faults.requests.append(head.uri)
+            guard let token = faults.requiredToken, authorization != "Bearer \(token)" else { return true }
+            faults.unauthorized += 1
+            return false
+        }
+        guard authorized else {
+            // As the API server answers a token it does not accept, before anything else.
+            return try await send(401, Discovery.status(401, reason: "Unauthorized", message: "Unauthorized"),
+                                  version: head.version, on: out)
+        }
         let request = APIRequest(uri: head.uri)
         switch takeFailure(for: request) {
         case .status(let status, let body?):
@@ -248,6 +321,15 @@ public final class KubeAPIServer: Sendable {
             // Until the server stops (or the client goes away and the connection is closed).
             try await Task.sleep(for: .seconds(3600))
             return
+        case .unfinishedHead:
+            try await raw.write("HTTP/\(head.version.major).\(head.version.minor) 200 OK\r\nContent-Type: application/json\r\nX-Slow: ")
+            // Until the client gives up and the write fails, or the server stops.
+            while true {
+                try await Task.sleep(for: .milliseconds(100))
+                try await raw.write("z")
+            }
+        case .bulkList(let resource, let bytes, let chunked):
+            return try await sendBulkList(of: resource, bytes: bytes, chunked: chunked, version: head.version, on: out)
         case nil:
             break
         }
@@ -357,6 +439,25 @@ public final class KubeAPIServer: Sendable {
             group.addTask { try await Task.sleep(for: .seconds(timeout)) }
             try await group.next()
             group.cancelAll()
+        }
+        try await out.write(.end(nil))
+    }
+
+    private func sendBulkList(of resource: Resource, bytes: Int, chunked: Bool, version: HTTPVersion,
+                              on out: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
+        let list = BulkList(resource: resource, resourceVersion: store.revision, bytes: bytes)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        if chunked {
+            headers.add(name: "Transfer-Encoding", value: "chunked")
+        } else {
+            headers.add(name: "Content-Length", value: "\(list.bytes)")
+        }
+        try await out.write(.head(HTTPResponseHead(version: version, status: .ok, headers: headers)))
+        for chunk in list {
+            // Waits while the client is not reading; fails once it has closed the connection.
+            try await out.write(.body(.byteBuffer(chunk)))
+            faults.withLockedValue { $0.bulkBytesSent += chunk.readableBytes }
         }
         try await out.write(.end(nil))
     }
