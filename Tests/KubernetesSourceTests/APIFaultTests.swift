@@ -8,9 +8,11 @@ import Proxy
 import Testing
 @testable import KubernetesSource
 
-/// Bad data from the API server: objects kipvs cannot decode, garbage and unknown events on a
-/// watch, garbage lists, a server that never sends headers, error bodies full of control
-/// characters. Through all of them the last good state stays and the source recovers.
+/// Bad data and refusals from the API server: objects kipvs cannot decode, garbage and unknown
+/// events on a watch, garbage lists, a server that never sends headers or never ends them, error
+/// bodies full of control characters, a certificate from another CA, a token it no longer takes,
+/// a page larger than kipvs reads. Through all of them the last good state stays, nothing is
+/// deleted, retries are paced by the backoff, and the source recovers.
 /// Serialized, with roomy waits: each test runs a server, a source and faults whose timing a
 /// loaded machine stretches; the waits end as soon as the state they wait for is there.
 @Suite(.serialized) struct APIFaultTests {
@@ -23,16 +25,38 @@ import Testing
         return settings
     }
 
-    func withSource<T: Sendable>(_ server: KubeAPIServer, metrics: TestMetrics = TestMetrics(), logs: LogRecorder = LogRecorder(),
-                                 _ body: (KubernetesSource, StateTracker) async throws -> T) async throws -> T {
+    /// Backoff long enough that the number of retries in a few seconds is small and predictable
+    /// from its schedule, short enough for a quick test.
+    static var pacedSettings: WatchSettings {
+        var settings = settings
+        settings.backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(1))
+        return settings
+    }
+
+    /// Runs `body` while a source connected to `server` (by `connection`, if given) runs.
+    func withSource<T: Sendable>(_ server: KubeAPIServer, connection: ClusterConnection? = nil, settings: WatchSettings = settings,
+                                 metrics: TestMetrics = TestMetrics(), logs: LogRecorder = LogRecorder(),
+                                 _ body: (KubernetesSource, ChangeRecorder) async throws -> T) async throws -> T {
         let logger = Logger(label: "kipvs-test") { _ in logs }
-        let source = try KubernetesSource(connection: ClusterConnection(server: server.url), settings: Self.settings,
+        let source = try KubernetesSource(connection: connection ?? ClusterConnection(server: server.url), settings: settings,
                                           logger: logger, metrics: metrics)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await source.run() }
             defer { group.cancelAll() }
-            return try await body(source, StateTracker(source: source))
+            return try await body(source, ChangeRecorder(source: source))
         }
+    }
+
+    /// The most requests one reflector can send within `elapsed`, each failing: every wait before
+    /// the next is at least the backoff's undisturbed delay, which grows with each failure.
+    static func mostAttempts(within elapsed: Duration, backoff: Backoff) -> Int {
+        var attempts = 1
+        var waited = backoff.base(afterFailures: 1)
+        while waited <= elapsed {
+            attempts += 1
+            waited += backoff.base(afterFailures: attempts)
+        }
+        return attempts
     }
 
     static func web(port: Int) -> JSON {
@@ -50,11 +74,11 @@ import Testing
         try await KubeAPIServer.withServer { server in
             server.put(.services, Self.web(port: 80))
             try await withSource(server, metrics: metrics, logs: logs) { _, tracker in
-                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [80] }
-                try await waitUntil(timeout: .seconds(60)) { server.openWatches == 2 }
+                _ = try await tracker.waitFor { webPorts($0) == [80] }
+                try await tracker.waitUntil { server.openWatches == 2 }
                 server.put(.services, Self.web(port: 70000))
                 server.put(.services, Objects.service("later", clusterIP: "10.96.0.11"))
-                let after = try await tracker.waitFor(timeout: .seconds(60)) { $0.services.contains { $0.metadata.name == "later" } }
+                let after = try await tracker.waitFor { $0.services.contains { $0.metadata.name == "later" } }
                 #expect(webPorts(after) == [80])
                 #expect(metrics.counterTotal(label: "kipvs_api_objects_unreadable_total", dimensions: [("resource", "services")]) == 1)
                 #expect(logs.messages.contains { $0.contains("object kipvs cannot read; its last good version stays")
@@ -62,15 +86,16 @@ import Testing
 
                 // A relist reads it again, and again keeps what it had.
                 server.expireWatches()
-                try await waitUntil(timeout: .seconds(60)) {
+                try await tracker.waitUntil {
                     metrics.counterTotal(label: "kipvs_api_objects_unreadable_total", dimensions: [("resource", "services")]) >= 2
                 }
                 server.put(.services, Objects.service("latest", clusterIP: "10.96.0.12"))
-                let relisted = try await tracker.waitFor(timeout: .seconds(60)) { $0.services.contains { $0.metadata.name == "latest" } }
+                let relisted = try await tracker.waitFor { $0.services.contains { $0.metadata.name == "latest" } }
                 #expect(webPorts(relisted) == [80])
 
                 server.put(.services, Self.web(port: 81))
-                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [81] }
+                _ = try await tracker.waitFor { webPorts($0) == [81] }
+                #expect(tracker.deletions().isEmpty)
             }
         }
     }
@@ -84,15 +109,16 @@ import Testing
         try await KubeAPIServer.withServer { server in
             server.put(.services, Self.web(port: 80))
             try await withSource(server, metrics: metrics) { _, tracker in
-                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [80] }
-                try await waitUntil(timeout: .seconds(60)) { server.openWatches == 2 }
+                _ = try await tracker.waitFor { webPorts($0) == [80] }
+                try await tracker.waitUntil { server.openWatches == 2 }
                 server.sendRawLine(line)
-                try await waitUntil(timeout: .seconds(60)) {
+                try await tracker.waitUntil {
                     metrics.counterTotal(label: "kipvs_watch_restarts_total", dimensions: [("reason", "error")]) >= 1
                 }
                 server.put(.services, Self.web(port: 82))
-                let state = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [82] }
+                let state = try await tracker.waitFor { webPorts($0) == [82] }
                 #expect(state.services.count == 1)
+                #expect(tracker.deletions().isEmpty)
             }
         }
     }
@@ -103,9 +129,31 @@ import Testing
             server.put(.services, Self.web(port: 80))
             server.answerNext(2, .list(.services), body: "\u{1B}[31m<html>not a list</html>\n")
             try await withSource(server) { _, tracker in
-                let state = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [80] }
+                let state = try await tracker.waitFor { webPorts($0) == [80] }
                 #expect(state.services.count == 1)
                 #expect(server.requests.count { $0.hasPrefix("/api/v1/services?limit=") } >= 3)
+            }
+        }
+    }
+
+    /// A list whose items are not a list is garbage too, not a list of nothing: read as empty, it
+    /// would delete every Service. It is refused and retried; the state stays.
+    @Test(arguments: [#"{"web": {}}"#, #""oops""#, "42"])
+    func aListWhoseItemsAreNotAListIsRefused(_ items: String) async throws {
+        let logs = LogRecorder()
+        try await KubeAPIServer.withServer { server in
+            server.put(.services, Self.web(port: 80))
+            try await withSource(server, logs: logs) { _, tracker in
+                try await tracker.waitFor { webPorts($0) == [80] }
+                try await tracker.waitUntil { server.openWatches == 2 }
+                let list = #"{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"\#(server.resourceVersion)"},"items":\#(items)}"#
+                server.answerNext(1, .list(.services), body: list)
+                server.expireWatches()
+                try await tracker.waitUntil { logs.messages.contains { $0.contains("list failed") } || !tracker.deletions().isEmpty }
+                #expect(tracker.deletions().isEmpty)
+                #expect(logs.messages.contains { $0.contains("list failed") && $0.contains("items") })
+                server.put(.services, Self.web(port: 85))
+                try await tracker.waitFor { webPorts($0) == [85] }
             }
         }
     }
@@ -118,15 +166,33 @@ import Testing
             server.put(.services, Self.web(port: 80))
             server.silenceNext(1, .list(.services))
             try await withSource(server, logs: logs) { _, tracker in
-                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [80] }
+                _ = try await tracker.waitFor { webPorts($0) == [80] }
                 #expect(logs.messages.contains { $0.contains("list failed") && $0.contains("no response headers within 2.0 seconds") })
 
-                try await waitUntil(timeout: .seconds(60)) { server.openWatches == 2 }
+                try await tracker.waitUntil { server.openWatches == 2 }
                 server.silenceNext(1, .watch(.services))
                 server.closeWatches()
                 server.put(.services, Self.web(port: 83))
-                _ = try await tracker.waitFor(timeout: .seconds(60)) { webPorts($0) == [83] }
+                _ = try await tracker.waitFor { webPorts($0) == [83] }
                 #expect(logs.messages.contains { $0.contains("watch refused") && $0.contains("no response headers within") })
+                #expect(tracker.deletions().isEmpty)
+            }
+        }
+    }
+
+    /// A server that sends a status line and then a header a byte at a time, never ending it: the
+    /// bytes keep an idle timeout from ever firing, the header timeout ends the wait all the same.
+    @Test func headersThatNeverEndTimeOut() async throws {
+        let logs = LogRecorder()
+        try await KubeAPIServer.withServer { server in
+            server.put(.services, Self.web(port: 80))
+            server.trickleHeadersNext(1, .list(.services))
+            try await withSource(server, logs: logs) { _, tracker in
+                _ = try await tracker.waitFor { webPorts($0) == [80] }
+                let timedOut = logs.messages.filter { $0.contains("list failed") && $0.contains("no response headers within 2.0 seconds") }
+                #expect(!timedOut.isEmpty, "\(logs.messages)")
+                #expect(timedOut.allSatisfy { $0.contains("/api/v1/services at \(server.url): ") }, "\(timedOut)")
+                #expect(server.requests.count { $0.hasPrefix("/api/v1/services?limit=") } >= 2)
             }
         }
     }
