@@ -42,13 +42,18 @@ packet-test: build
 	$(QEMU) integration/packet-tests.sh $(TESTS)
 
 # Pinned to one CPU: unpinned guest timings vary several-fold. A static release binary: start-up
-# (dynamic loading) is dear in the guest, and shipped images are built the same way.
+# (dynamic loading) is dear in the guest, and shipped images are built the same way. The agent's
+# steady churn lasts KIPVS_CHURN_SECONDS (600 by default). UML maps a guest process's memory in
+# many host mappings: at the usual vm.max_map_count a process of a few hundred MiB is killed.
 bench: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product kipvs
 	$(SWIFT) build -c release --static-swift-stdlib --product kube-api-test-server
 	$(SWIFT) build -c release --static-swift-stdlib --product packet-filter-bench
+	@[ "$$(cat /proc/sys/vm/max_map_count)" -ge 262144 ] || echo "bench: vm.max_map_count is" \
+	  "$$(cat /proc/sys/vm/max_map_count); the agent on 50,000 Services may be killed in the guest" \
+	  "(sysctl -w vm.max_map_count=262144 lifts the limit)"
 	KIPVS=$(CURDIR)/.build/release/kipvs KIPVS_API_SERVER=$(CURDIR)/.build/release/kube-api-test-server \
-	  $(UML) --pin --mem 3G integration/bench.sh
+	  $(UML) --pin --mem 3G --timeout $${KIPVS_UML_TIMEOUT:-7200} integration/bench.sh
 	KIPVS_PACKET_FILTER_BENCH=$(CURDIR)/.build/release/packet-filter-bench \
 	  $(QEMU) --mem 3G integration/bench/packet-filter.sh
 
