@@ -26,6 +26,8 @@ let package = Package(
         ),
         .target(name: "Netlink", dependencies: ["CMnl"]),
         .target(name: "IPVS", dependencies: ["Netlink", "CMnl"]),
+        // ipvsadm's text: the rule syntax `restore` reads, and the printers of `save`, `status` and `plan`.
+        .target(name: "IPVSText", dependencies: ["IPVS"]),
         // libnftnl and the kernel's nf_tables headers; a few helpers for macros Swift cannot import.
         .target(
             name: "CNftnl",
@@ -36,7 +38,7 @@ let package = Package(
         .target(
             name: "Proxy",
             dependencies: [
-                "IPVS", "HostNetwork", "NFTables", "Netlink",
+                "IPVS", "IPVSText", "HostNetwork", "NFTables", "Netlink",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -76,6 +78,7 @@ let package = Package(
             name: "kipvs",
             dependencies: [
                 "IPVS",
+                "IPVSText",
                 "CMnl",
                 "Proxy",
                 "HostNetwork",
@@ -92,10 +95,10 @@ let package = Package(
         // What every IPVSHandle shares with the kernel, as test cases run against FakeIPVS on any host
         // (IPVSTests) and against the kernel in a guest (KernelTests).
         .target(name: "IPVSTestKit", dependencies: ["IPVS", "Netlink"], path: "Tests/IPVSTestKit"),
-        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "IPVSTestKit", "Netlink", "CMnl"]),
+        .testTarget(name: "IPVSTests", dependencies: ["IPVS", "IPVSText", "IPVSTestKit", "Netlink", "CMnl"]),
         .testTarget(name: "HostNetworkTests", dependencies: ["HostNetwork", "IPVS", "Netlink", "CMnl"]),
         .testTarget(name: "NFTablesTests", dependencies: ["NFTables", "Netlink", "CNftnl"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS", "NFTables", "HostNetwork", "Netlink"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "IPVS", "IPVSText", "NFTables", "HostNetwork", "Netlink"]),
         // A Kubernetes API server for tests: list, watch, discovery and injected faults, on loopback.
         .target(
             name: "KubeAPIServer",

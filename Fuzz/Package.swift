@@ -15,13 +15,14 @@ let package = Package(
         .target(name: "CMnl", path: "Modules/CMnl", linkerSettings: [.linkedLibrary("mnl")]),
         .target(name: "Netlink", dependencies: ["CMnl"], path: "Modules/Netlink"),
         .target(name: "IPVS", dependencies: ["Netlink", "CMnl"], path: "Modules/IPVS"),
+        .target(name: "IPVSText", dependencies: ["IPVS"], path: "Modules/IPVSText"),
         .target(name: "CNftnl", path: "Modules/CNftnl", linkerSettings: [.linkedLibrary("nftnl"), .linkedLibrary("mnl")]),
         .target(name: "NFTables", dependencies: ["Netlink", "CNftnl"], path: "Modules/NFTables"),
         .target(name: "HostNetwork", dependencies: ["Netlink", "IPVS"], path: "Modules/HostNetwork"),
         .target(
             name: "Proxy",
             dependencies: [
-                "IPVS", "HostNetwork", "NFTables", "Netlink",
+                "IPVS", "IPVSText", "HostNetwork", "NFTables", "Netlink",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -41,7 +42,7 @@ let package = Package(
             dependencies: ["FuzzSupport", "Netlink", "IPVS", "HostNetwork", "NFTables"],
             path: "Targets/netlink-replies"
         ),
-        .executableTarget(name: "ipvsadm-rules", dependencies: ["FuzzSupport", "IPVS"], path: "Targets/ipvsadm-rules"),
+        .executableTarget(name: "ipvsadm-rules", dependencies: ["FuzzSupport", "IPVS", "IPVSText"], path: "Targets/ipvsadm-rules"),
         .executableTarget(name: "manifests", dependencies: ["FuzzSupport", "Proxy"], path: "Targets/manifests"),
         .executableTarget(
             name: "api-responses",

@@ -45,7 +45,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     /// Strict dotted quad: four decimal numbers 0…255, no leading zeros beyond a single 0.
-    static func parseIPv4(_ utf8: some Collection<UInt8>) -> UInt32? {
+    public static func parseIPv4(_ utf8: some Collection<UInt8>) -> UInt32? {
         var result: UInt32 = 0
         var octet: UInt32 = 0
         var digits = 0

@@ -1,3 +1,5 @@
+import IPVS
+
 /// The line shapes `ipvsadm -S -n` writes, read straight from bytes without building strings:
 /// restoring a saved table of 100,000s of lines is dominated by them.
 ///

@@ -1,3 +1,5 @@
+import IPVS
+
 /// `kipvs status`: the table as `ipvsadm -L -n` prints it, in ipvsadm's order and column widths.
 public enum ListFormat {
     /// Which of `ipvsadm -L`'s column sets to print.

@@ -1,3 +1,5 @@
+import IPVS
+
 /// Applies parsed rules to a table, batching runs of operations and reporting failures by line.
 public enum Restore {
     public struct Failure: Error, Hashable, Sendable, CustomStringConvertible {

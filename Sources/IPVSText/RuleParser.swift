@@ -1,3 +1,5 @@
+import IPVS
+
 /// One line of an `ipvsadm -R` rules file.
 public struct Rule: Hashable, Sendable {
     /// 1-based line number in the input.

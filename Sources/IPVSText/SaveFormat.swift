@@ -1,3 +1,5 @@
+import IPVS
+
 /// The table as `ipvsadm -S -n` prints it: one `-A` line per virtual server, each followed by
 /// one `-a` line per real server, in ipvsadm's order. `RuleParser` reads it back.
 public enum SaveFormat {

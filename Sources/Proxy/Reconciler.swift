@@ -1,4 +1,5 @@
 import IPVS
+import IPVSText
 
 /// What one sync did.
 public struct SyncSummary: Hashable, Sendable, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IPVS
+import IPVSText
 
 struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

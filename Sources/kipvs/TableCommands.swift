@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IPVS
+import IPVSText
 import NFTables
 import Proxy
 

@@ -1,5 +1,6 @@
 import Testing
 @testable import IPVS
+@testable import IPVSText
 
 /// The fast path must read every line it accepts exactly as the general parser does.
 @Suite struct FastRuleLineTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import IPVS
+@testable import IPVSText
 
 /// Golden text derived from ipvsadm 1.31 `list_all`, `print_title`, `print_service_entry` and
 /// `print_largenum`. Lines are listed one per string so that trailing spaces stay visible.

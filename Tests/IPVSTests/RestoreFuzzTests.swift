@@ -1,5 +1,6 @@
 import Testing
 @testable import IPVS
+@testable import IPVSText
 
 /// Mutated rule lines against a model of how ipvsadm reads them (ipvsadm.c `parse_options` and
 /// `process_options`, popt's option rules, glibc's `inet_aton` and `strtol`). No line may be

@@ -1,5 +1,6 @@
 import Testing
 @testable import IPVS
+@testable import IPVSText
 
 @Suite struct RuleParserTests {
     private let tcp80 = SampleTable.tcp("10.0.0.1", 80)

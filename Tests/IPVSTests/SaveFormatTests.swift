@@ -1,5 +1,6 @@
 import Testing
 @testable import IPVS
+@testable import IPVSText
 
 /// A table touching every feature of the save and list formats, in a scrambled dump order.
 enum SampleTable {

@@ -1,4 +1,5 @@
 import IPVS
+import IPVSText
 import Testing
 @testable import Proxy
 

@@ -2,6 +2,7 @@
 // fast path for `ipvsadm -S` lines must read every line it accepts as the general parser does.
 import FuzzSupport
 @testable import IPVS
+@testable import IPVSText
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {

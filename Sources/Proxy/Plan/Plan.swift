@@ -1,4 +1,5 @@
 import IPVS
+import IPVSText
 
 /// The operations that take the kernel's table from what it holds to what is desired, touching
 /// only what kipvs owns. Ordered so that every step is valid on its own: virtual servers are
