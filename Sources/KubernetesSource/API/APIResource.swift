@@ -1,5 +1,4 @@
 import Proxy
-import Yams
 
 /// A collection the source lists and watches, and how to read its objects.
 public struct APIResource<Object: Hashable & Sendable>: Sendable {
@@ -7,10 +6,10 @@ public struct APIResource<Object: Hashable & Sendable>: Sendable {
     public let name: String
     /// The all-namespaces collection, e.g. `/api/v1/services`.
     public let path: String
-    /// nil for objects that are not for this proxy.
-    let decode: @Sendable (Node) throws(LoadError) -> Object?
+    /// nil for objects that are not for this proxy. The decoder is a `JSONDecoder`'s, at the object.
+    let decode: @Sendable (any Decoder) throws(LoadError) -> Object?
 
-    init(name: String, path: String, decode: @escaping @Sendable (Node) throws(LoadError) -> Object?) {
+    init(name: String, path: String, decode: @escaping @Sendable (any Decoder) throws(LoadError) -> Object?) {
         self.name = name
         self.path = path
         self.decode = decode
@@ -19,8 +18,8 @@ public struct APIResource<Object: Hashable & Sendable>: Sendable {
 
 extension APIResource where Object == Service {
     public static var services: Self {
-        APIResource(name: "services", path: "/api/v1/services") { node throws(LoadError) in
-            let service = try Service(apiObject: node, source: "services")
+        APIResource(name: "services", path: "/api/v1/services") { object throws(LoadError) in
+            let service = try Service(apiObject: object, source: "services")
             return service.metadata.isForAnotherProxy ? nil : service
         }
     }
@@ -28,8 +27,8 @@ extension APIResource where Object == Service {
 
 extension APIResource where Object == EndpointSlice {
     public static var endpointSlices: Self {
-        APIResource(name: "endpointslices", path: "/apis/discovery.k8s.io/v1/endpointslices") { node throws(LoadError) in
-            let slice = try EndpointSlice(apiObject: node, source: "endpointslices")
+        APIResource(name: "endpointslices", path: "/apis/discovery.k8s.io/v1/endpointslices") { object throws(LoadError) in
+            let slice = try EndpointSlice(apiObject: object, source: "endpointslices")
             return slice.isForAnotherProxy ? nil : slice
         }
     }

@@ -1,6 +1,5 @@
 import Foundation
 import Proxy
-import Yams
 
 extension APIResource where Object == ClusterNode {
     /// The one Node named `name`, selected by the API server: the agent's own, for its zone and
@@ -9,8 +8,8 @@ extension APIResource where Object == ClusterNode {
         // Node names are DNS subdomains; the selector's `=` still needs escaping in a query.
         let selector = "metadata.name=\(name)".addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(.init(charactersIn: "-._")))
             ?? name
-        return APIResource(name: "nodes", path: "/api/v1/nodes?fieldSelector=\(selector)") { node throws(LoadError) in
-            try ClusterNode(apiObject: node, source: "nodes")
+        return APIResource(name: "nodes", path: "/api/v1/nodes?fieldSelector=\(selector)") { object throws(LoadError) in
+            try ClusterNode(apiObject: object, source: "nodes")
         }
     }
 }

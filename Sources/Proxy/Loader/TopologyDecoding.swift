@@ -44,9 +44,18 @@ extension ClusterNode {
             })
     }
 
-    /// One v1 Node, parsed from the API's JSON. `source` names it in errors.
+    /// One v1 Node from the API's JSON: `decoder` is one of Foundation's `JSONDecoder`, at the
+    /// object. `source` names it in errors.
+    public init(apiObject decoder: any Decoder, source: String) throws(LoadError) {
+        try self.init(apiObject: Field(json: decoder), source: source)
+    }
+
+    /// The same from a node Yams composed.
     public init(apiObject node: Yams.Node, source: String) throws(LoadError) {
-        let object = Field(node)
+        try self.init(apiObject: Field(node), source: source)
+    }
+
+    private init(apiObject object: Field, source: String) throws(LoadError) {
         do {
             self = try ClusterNode(object)
         } catch {
