@@ -67,6 +67,7 @@ public final class KubernetesSource: ClusterSource, ServiceLifecycle.Service, Se
         let http = try APIClient.makeHTTPClient(for: connection, idleTimeout: settings.idleTimeout)
         var client = APIClient(http: http, connection: connection)
         client.headerTimeout = settings.headerTimeout
+        client.maximumBodySize = settings.maximumPageBytes
         let services = Reflector(resource: .services, client: client, settings: settings, logger: logger, metrics: metrics) {
             [self] update in receive { shared in
                 for (key, service) in update.changes { shared.pending.services[ObjectName(key: key)] = .some(service) }

@@ -18,6 +18,9 @@ public struct WatchSettings: Sendable {
     /// the idle timeout alone lets a server that sends nothing, or a byte at a time, hold a
     /// request for minutes.
     public var headerTimeout: Duration = .seconds(30)
+    /// A list page over this many bytes is refused, not read further: decoding takes many times a
+    /// page's size in memory. A full page of 500 EndpointSlices of 100 endpoints is about 17 MiB.
+    public var maximumPageBytes = TextLimits.listBytes
     public var backoff = Backoff()
 
     public init() {}
