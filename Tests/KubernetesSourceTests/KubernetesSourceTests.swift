@@ -215,7 +215,7 @@ final class StateTracker: @unchecked Sendable {
     }
 
     /// Waits (at most `timeout`) for a state that satisfies `condition`; fails the test otherwise.
-    func waitFor(timeout: Duration = .seconds(15), _ condition: (ClusterState) -> Bool) async throws -> ClusterState {
+    func waitFor(timeout: Duration = .seconds(60), _ condition: (ClusterState) -> Bool) async throws -> ClusterState {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if case .success(let changes)? = source.poll() {
@@ -237,7 +237,7 @@ struct TimedOut: Error, CustomStringConvertible {
 }
 
 /// Waits (at most `timeout`) until `condition` holds.
-func waitUntil(timeout: Duration = .seconds(15), _ condition: () -> Bool) async throws {
+func waitUntil(timeout: Duration = .seconds(60), _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while !condition() {
         guard ContinuousClock.now < deadline else { throw TimedOut(description: "condition not met within \(timeout)") }

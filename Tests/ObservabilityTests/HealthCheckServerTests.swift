@@ -320,7 +320,7 @@ func connectionRefused(_ port: UInt16) async throws -> Bool {
 
 /// Waits (at most 15 s) until `condition` holds.
 func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(15)
+    let deadline = ContinuousClock.now + .seconds(60)
     while try await !condition() {
         guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
         try await Task.sleep(for: .milliseconds(20))

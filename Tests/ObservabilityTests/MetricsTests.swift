@@ -151,7 +151,7 @@ extension HTTPClient {
 
 /// Waits (at most 15 s) until `condition` holds.
 func until(_ what: String = "condition", _ condition: () -> Bool) async throws {
-    let deadline = ContinuousClock.now + .seconds(15)
+    let deadline = ContinuousClock.now + .seconds(60)
     while !condition() {
         guard ContinuousClock.now < deadline else { throw TimedOut(what: what) }
         try await Task.sleep(for: .milliseconds(20))
