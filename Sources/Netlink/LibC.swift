@@ -140,6 +140,58 @@ public enum LibC {
         return Array(out.prefix(limit))
     }
 
+    /// What `readRegularFile` found: the file's status, and its bytes unless it is no regular file
+    /// or `stat` already says it is over the limit.
+    public struct BoundedRead: Sendable {
+        public var status: FileStatus
+        /// At most the limit + 1 bytes: more than the limit means the file grew while it was read.
+        public var bytes: [UInt8]?
+    }
+
+    /// A regular file's bytes, read no further than `limit` + 1. `stat` comes first, so that nothing
+    /// but a regular file is opened (a FIFO waits for a writer, a device may never end). Errors
+    /// name the call alone (`stat`, `open`, `fstat`, `read`): the caller names the path.
+    public static func readRegularFile(_ path: String, limit: Int) throws(SystemCallError) -> BoundedRead {
+        var info = stat()
+        try retrying("stat") { stat(path, &info) }
+        let named = FileStatus(info)
+        guard named.isRegularFile, named.size <= limit else { return BoundedRead(status: named) }
+        // O_NONBLOCK: replaced by a FIFO since the stat, it still opens without waiting for a writer;
+        // O_NOCTTY: nor does a terminal become the process's. fstat below refuses both.
+        let descriptor = try retrying("open") { open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) }
+        defer { closeQuietly(descriptor) }
+        try retrying("fstat") { fstat(descriptor, &info) }
+        let status = FileStatus(info)
+        guard status.isRegularFile, status.size <= limit else { return BoundedRead(status: status) }
+        var bytes = [UInt8](repeating: 0, count: status.size + 1)  // one more: a file that grew shows itself
+        var count = 0
+        while true {
+            if count == bytes.count {
+                if count > limit { break }
+                bytes.append(contentsOf: repeatElement(0, count: min(max(count, 4096), limit + 1 - count)))
+            }
+            let n = try read(descriptor, into: &bytes, at: count, operation: "read")
+            if n == 0 { break }
+            count += n
+        }
+        bytes.removeSubrange(count...)
+        return BoundedRead(status: status, bytes: bytes)
+    }
+
+    /// One `read` into `buffer` from `offset` on; the number of bytes read, 0 at the end.
+    private static func read(_ descriptor: Int32, into buffer: inout [UInt8], at offset: Int, operation: @autoclosure () -> String)
+        throws(SystemCallError) -> Int {
+        var result: Result<Int, SystemCallError> = .success(0)
+        buffer.withUnsafeMutableBytes { raw in
+            do throws(SystemCallError) {
+                result = .success(try retrying(operation()) { Glibc.read(descriptor, raw.baseAddress! + offset, raw.count - offset) })
+            } catch {
+                result = .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
     /// Writes `bytes` to an existing file (a `/proc/sys` entry) in one `write`, as the kernel wants
     /// a sysctl's value, and closes it, reporting a failed close.
     public static func writeFile(_ path: String, _ bytes: [UInt8]) throws(SystemCallError) {

@@ -1,4 +1,5 @@
 import Foundation
+import Netlink
 
 extension ManifestLoader {
     /// File names a directory load reads.
@@ -23,7 +24,7 @@ extension ManifestLoader {
                 collector.problem(in: path, error.message)
                 continue
             } catch {
-                collector.problem(in: path, error.localizedDescription)
+                collector.problem(in: path, unlistable(error))
                 continue
             }
             for file in files {
@@ -39,33 +40,39 @@ extension ManifestLoader {
     /// A manifest file's text, read no further than the size limit: a file that grows while it
     /// is read, or a device that never ends, is refused rather than read without bound.
     static func read(_ file: String) -> Result<String, PathError> {
-        let attributes: [FileAttributeKey: Any]
-        let handle: FileHandle
-        do {
-            attributes = try FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: file).resolvingSymlinksInPath().path)
-            guard attributes[.type] as? FileAttributeType == .typeRegular else {
-                return .failure(PathError(message: "is not a regular file"))
-            }
-            let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
-            guard size <= TextLimits.fileBytes else {
-                return .failure(PathError(message: "is \(size) bytes; manifests over \(TextLimits.fileBytes >> 20) MiB are refused"))
-            }
-            handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+        let read: LibC.BoundedRead
+        do throws(SystemCallError) {
+            read = try LibC.readRegularFile(file, limit: TextLimits.fileBytes)
         } catch {
-            return .failure(PathError(message: "cannot be read: \(error.localizedDescription)"))
+            return .failure(unreadable(error))
         }
-        defer { try? handle.close() }  // read-only: closing cannot lose anything
-        let data: Data
-        do {
-            data = try handle.read(upToCount: TextLimits.fileBytes + 1) ?? Data()
-        } catch {
-            return .failure(PathError(message: "cannot be read: \(error.localizedDescription)"))
+        guard read.status.isRegularFile else { return .failure(PathError(message: "is not a regular file")) }
+        guard read.status.size <= TextLimits.fileBytes else {
+            return .failure(PathError(message: "is \(read.status.size) bytes; manifests over \(TextLimits.fileBytes >> 20) MiB are refused"))
         }
-        guard data.count <= TextLimits.fileBytes else {
+        guard let bytes = read.bytes, bytes.count <= TextLimits.fileBytes else {
             return .failure(PathError(message: "is over \(TextLimits.fileBytes >> 20) MiB; manifests that large are refused"))
         }
-        guard let text = String(data: data, encoding: .utf8) else { return .failure(PathError(message: "is not UTF-8 text")) }
+        guard let text = String(bytes: bytes, encoding: .utf8) else { return .failure(PathError(message: "is not UTF-8 text")) }
         return .success(text)
+    }
+
+    /// A file that cannot be read, in the words of the call that failed:
+    /// `cannot be read: open: Permission denied (EACCES)`.
+    static func unreadable(_ error: SystemCallError) -> PathError {
+        PathError(message: "cannot be read: \(error)")
+    }
+
+    /// A directory that cannot be listed, by the errno under Foundation's error (whose own words
+    /// name neither): `cannot be listed: Permission denied (EACCES)`.
+    static func unlistable(_ error: any Error) -> String {
+        // A POSIXError on Linux, an NSError elsewhere: either bridges.
+        guard let underlying = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? any Error).map({ $0 as NSError }),
+              underlying.domain == NSPOSIXErrorDomain else {
+            return "cannot be listed: \(error.localizedDescription)"
+        }
+        let code = Errno(rawValue: Int32(underlying.code))
+        return "cannot be listed: \(code) (\(code.name))"
     }
 
     /// Whether a directory load reads a file of this name: `*.yaml`, `*.yml` or `*.json`, not

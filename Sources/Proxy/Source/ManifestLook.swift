@@ -53,7 +53,7 @@ struct ManifestScanner: Sendable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: root)
         } catch {
-            looks[root] = .unreadable(error.localizedDescription)
+            looks[root] = .unreadable(ManifestLoader.unlistable(error))
             return looks
         }
         for name in names where ManifestLoader.isManifestName(name) {
