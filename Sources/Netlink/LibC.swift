@@ -233,6 +233,8 @@ public enum LibC {
 
         public static let attributes = InotifyMask(rawValue: UInt32(IN_ATTRIB))
         public static let closeWrite = InotifyMask(rawValue: UInt32(IN_CLOSE_WRITE))
+        /// Written to, or truncated.
+        public static let modify = InotifyMask(rawValue: UInt32(IN_MODIFY))
         public static let movedFrom = InotifyMask(rawValue: UInt32(IN_MOVED_FROM))
         public static let movedTo = InotifyMask(rawValue: UInt32(IN_MOVED_TO))
         public static let create = InotifyMask(rawValue: UInt32(IN_CREATE))

@@ -6,7 +6,10 @@ import Testing
 /// Time that moves only when a test moves it (or when the source sleeps).
 final class FakeTime: @unchecked Sendable {
     private let lock = NSLock()
-    private var current = ContinuousClock.now
+    private var current: ContinuousClock.Instant
+
+    /// `start` in the past makes every deadline the source sets one that a real clock has passed.
+    init(start: ContinuousClock.Instant = .now) { current = start }
 
     var now: ContinuousClock.Instant { lock.withLock { current } }
 

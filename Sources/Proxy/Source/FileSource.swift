@@ -26,6 +26,12 @@ public struct SourceClock: Sendable {
 ///
 /// - only once the changed files have stopped changing: each the same size, modification time and
 ///   inode in two looks at least `settleTime` apart (a rename into place changes the inode);
+/// - except a file whose last inotify event says it is whole: closed after writing
+///   (IN_CLOSE_WRITE) or renamed into place (IN_MOVED_TO). Waiting would tell nothing more, so it
+///   is read at once. An event after that one (a write, a new open and truncation) puts it back
+///   under the settle rule, and so does one that comes before the read is done: every event
+///   queued by then is read before the read counts. The look every second, without inotify,
+///   cannot tell a finished writer from a paused one, and keeps the settle rule;
 /// - a file with no object in it (empty, or truncated to nothing) never replaces the last good
 ///   state: it is reported and the last good state stays; so does any problem in any file, or an
 ///   object defined in two files;
@@ -66,11 +72,13 @@ public final class FileSource: ClusterSource {
     let watcher: ManifestWatcher?
 
     /// A file (or the path itself) as last looked at, since when it has looked so, and as it
-    /// looked when its content was read.
+    /// looked when its content was read; whether it is whole, by the number of the watcher's
+    /// event that left it so (nil: not known to be).
     private struct Tracked {
         var look: ManifestLook
         var since: ContinuousClock.Instant
         var read: ManifestLook?
+        var whole: UInt64?
     }
 
     private var tracked: [String: Tracked] = [:]
@@ -146,7 +154,9 @@ public final class FileSource: ClusterSource {
         }
         let files = unsettled.sorted()
         let reading = Reading(files: files.map { ($0, tracked[$0]!.look) }, root: path,
-                              before: Dictionary(uniqueKeysWithValues: files.compactMap { file in manifests.contents[file].map { (file, $0) } }))
+                              before: Dictionary(uniqueKeysWithValues: files.compactMap { file in manifests.contents[file].map { (file, $0) } }),
+                              whole: Dictionary(uniqueKeysWithValues: files.compactMap { file in tracked[file]!.whole.map { (file, $0) } }),
+                              watcher: watcher)
         if readsInBackground && !waitingForRead {
             reading.start(then: wake)
             self.reading = reading
@@ -161,7 +171,9 @@ public final class FileSource: ClusterSource {
     private func settledAt() -> ContinuousClock.Instant? {
         unsettled.map { file in
             let seen = tracked[file]!
-            return seen.since + (seen.look.endsMidLine ? Self.unfinishedLineTime : Self.settleTime)
+            if seen.look.endsMidLine { return seen.since + Self.unfinishedLineTime }
+            // Whole: a second look could only agree.
+            return seen.whole != nil ? seen.since : seen.since + Self.settleTime
         }.max()
     }
 
@@ -176,23 +188,35 @@ public final class FileSource: ClusterSource {
 
     /// Looks at the files that may have changed: those the watcher names, and those still settling.
     private func lookAgain(now: ContinuousClock.Instant) {
-        let (everything, changed) = watcher?.takeChanges() ?? (true, [])
+        let (everything, changed, whole) = watcher?.takeChanges() ?? (true, [], [:])
         var looks: [String: ManifestLook] = [:]
-        if everything || changed.contains(path) {
+        let all = everything || changed.contains(path)
+        if all {
             looks = scanner.lookAtEverything(previous: tracked.mapValues(\.look))
             for file in tracked.keys where looks[file] == nil { looks[file] = .absent }
         } else {
             for file in changed.union(unsettled) { looks[file] = scanner.look(at: file, previous: tracked[file]?.look) }
         }
-        for (file, look) in looks { note(look, of: file, now: now) }
+        for (file, look) in looks {
+            note(look, of: file, now: now, events: all || changed.contains(file) ? .some(whole[file]) : nil)
+        }
     }
 
-    private func note(_ look: ManifestLook, of file: String, now: ContinuousClock.Instant) {
+    /// Notes a look; `events` says whether the watcher told of events since the last look, and
+    /// if so, the one after which the file was whole.
+    private func note(_ look: ManifestLook, of file: String, now: ContinuousClock.Instant, events: UInt64?? = nil) {
         let before = tracked[file]
+        var whole = events ?? before?.whole
         if before?.look != look {
-            if before?.look.linkTarget != look.linkTarget { watcher?.follow(file, to: look.linkTarget) }
+            if before?.look.linkTarget != look.linkTarget {
+                watcher?.follow(file, to: look.linkTarget)
+                whole = nil  // the new target's own events were not watched yet
+            }
+            // Changed, and no event told: not whole as far as is known.
+            if events == nil { whole = nil }
             tracked[file] = Tracked(look: look, since: now, read: before?.read)
         }
+        tracked[file]?.whole = whole
         let seen = tracked[file]!
         if look == .absent, seen.read == nil, file != path {
             // Come and gone before it was read: nothing to take back.
@@ -214,6 +238,10 @@ public final class FileSource: ClusterSource {
             if again != look {
                 note(again, of: file, now: now)
                 changedWhileRead = true
+            } else if outcome.notWhole.contains(file) {
+                // An event came after the one that left it whole: the read may have met a writer.
+                tracked[file]?.whole = nil
+                changedWhileRead = true
             }
         }
         if changedWhileRead {
@@ -223,7 +251,12 @@ public final class FileSource: ClusterSource {
         }
         for (file, look) in outcome.files {
             manifests.replace(file, with: outcome.contents[file], delta: outcome.deltas[file]!)
-            if look == .absent, file != path { tracked[file] = nil } else { tracked[file]?.read = look }
+            if look == .absent, file != path {
+                tracked[file] = nil
+            } else {
+                tracked[file]?.read = look
+                tracked[file]?.whole = nil
+            }
             unsettled.remove(file)
         }
         filesParsed += outcome.parsed
@@ -280,6 +313,8 @@ private final class Reading: @unchecked Sendable {
         var contents: [String: ManifestFileContent]
         /// How that differs from what each held before.
         var deltas: [String: ManifestDelta]
+        /// Files read as whole that have had an event since: not known to be whole when read.
+        var notWhole: Set<String>
         var parsed: Int
     }
 
@@ -288,13 +323,19 @@ private final class Reading: @unchecked Sendable {
     private let root: String
     /// What the files held when last read.
     private let before: [String: ManifestFileContent]
+    /// The files read because they are whole, each with the event that left it so.
+    private let whole: [String: UInt64]
+    private let watcher: ManifestWatcher?
     private let lock = NSCondition()
     private var result: Outcome?
 
-    init(files: [(path: String, look: ManifestLook)], root: String, before: [String: ManifestFileContent]) {
+    init(files: [(path: String, look: ManifestLook)], root: String, before: [String: ManifestFileContent],
+         whole: [String: UInt64], watcher: ManifestWatcher?) {
         self.files = files
         self.root = root
         self.before = before
+        self.whole = whole
+        self.watcher = watcher
     }
 
     var outcome: Outcome? { lock.withLock { result } }
@@ -319,8 +360,11 @@ private final class Reading: @unchecked Sendable {
             contents[file] = content
             deltas[file] = ManifestDelta(from: before[file], to: content)
         }
+        // Asked after the read: an event of any change made while it ran is among those seen.
+        let stillWhole = whole.isEmpty ? [] : watcher?.stillWhole(whole) ?? []
+        let notWhole = Set(whole.keys).subtracting(stillWhole)
         lock.withLock {
-            result = Outcome(files: files, contents: contents, deltas: deltas, parsed: parsed)
+            result = Outcome(files: files, contents: contents, deltas: deltas, notWhole: notWhole, parsed: parsed)
             lock.broadcast()
         }
     }

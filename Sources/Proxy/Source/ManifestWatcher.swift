@@ -11,14 +11,21 @@ import Netlink
 /// source's path (the path replaced, renamed or removed), and the directory of each symbolic
 /// link's target. A mounted ConfigMap swaps its `..data` link to change every file at once: that
 /// name, in either directory, means every file may have changed.
+///
+/// It also keeps, for each file, its last event, numbered: a file whose last event is a close
+/// after writing or a rename into place is whole (see `FileSource`). Writes are watched too, so
+/// that a write after the close says the file is no longer whole, and so that a writer that
+/// keeps its file open is seen at all.
 final class ManifestWatcher: @unchecked Sendable {
     /// How often every file is looked at when inotify is unavailable.
     static let scanInterval: Duration = .seconds(1)
     /// The longest wait when there is no pipe to be woken through: stops and deadlines are seen this late.
     private static let unwokenWait: Duration = .milliseconds(100)
     private static let mask: LibC.InotifyMask = [
-        .closeWrite, .movedTo, .movedFrom, .create, .delete, .attributes, .deleteSelf, .moveSelf, .onlyDirectory,
+        .closeWrite, .movedTo, .movedFrom, .create, .delete, .attributes, .modify, .deleteSelf, .moveSelf, .onlyDirectory,
     ]
+    /// The events after which a file is whole: closed after writing, or renamed into place.
+    private static let leavesWhole: LibC.InotifyMask = [.closeWrite, .movedTo]
     /// ConfigMap volumes point every file through this link and swap it on an update.
     static let configMapData = "..data"
 
@@ -27,9 +34,18 @@ final class ManifestWatcher: @unchecked Sendable {
     private let logger: Logger
 
     // Shared with the source; every access holds `lock` (hence unchecked Sendable).
-    private let lock = NSLock()
+    private let lock = NSCondition()
     private var changed: Set<String> = []
     private var everything = true
+    /// Each file's last event, by its number in `eventCount`, and whether it left the file whole.
+    /// Forgotten when events were lost, and for a file gone.
+    private var lastEvents: [String: (number: UInt64, whole: Bool)] = [:]
+    private var eventCount: UInt64 = 0
+    /// Catch-ups asked for and done: one done has read every event queued before it was asked.
+    private var catchUpsAsked: UInt64 = 0
+    private var catchUpsDone: UInt64 = 0
+    /// The thread has ended: no more catch-ups.
+    private var ended = false
     private var deadline: ContinuousClock.Instant?
     /// Files that are symbolic links, and where they point.
     private var links: [String: String] = [:]
@@ -94,14 +110,38 @@ final class ManifestWatcher: @unchecked Sendable {
     /// Whether inotify events drive it (false: it looks every second).
     var usesInotify: Bool { lock.withLock { watching } }
 
-    /// The paths that may have changed since the last call, or `everything` when any may have.
-    func takeChanges() -> (everything: Bool, paths: Set<String>) {
+    /// The paths that may have changed since the last call, or `everything` when any may have;
+    /// and of those paths, the ones whose last event left them whole, with that event's number.
+    func takeChanges() -> (everything: Bool, paths: Set<String>, whole: [String: UInt64]) {
         lock.withLock {
             defer {
                 changed = []
                 everything = false
             }
-            return (everything, changed)
+            var whole: [String: UInt64] = [:]
+            for path in changed {
+                if let last = lastEvents[path], last.whole { whole[path] = last.number }
+            }
+            return (everything, changed, whole)
+        }
+    }
+
+    /// Of `marks` (files, each with the event after which it was whole), those that have had no
+    /// event since: the events queued by the time of the call are read first, so a change made
+    /// before it counts. None when events cannot be trusted (inotify given up, the thread ended).
+    /// Blocks until the watcher's thread has read them: never call it from the wake closure.
+    func stillWhole(_ marks: [String: UInt64]) -> Set<String> {
+        let ticket: UInt64? = lock.withLock {
+            guard watching, !ended else { return nil }
+            catchUpsAsked += 1
+            return catchUpsAsked
+        }
+        guard let ticket else { return [] }
+        poke()
+        return lock.withLock {
+            while catchUpsDone < ticket, watching, !ended { lock.wait() }
+            guard catchUpsDone >= ticket, watching else { return [] }
+            return Set(marks.compactMap { path, number in lastEvents[path]?.number == number ? path : nil })
         }
     }
 
@@ -146,12 +186,21 @@ final class ManifestWatcher: @unchecked Sendable {
     private func run() {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let (stop, due, replanNow) = lock.withLock {
+            let (stop, due, replanNow, catchUp) = lock.withLock {
                 defer { replanNeeded = false }
-                return (stopped, deadline, replanNeeded)
+                return (stopped, deadline, replanNeeded, catchUpsAsked > catchUpsDone ? catchUpsAsked : nil)
             }
             if stop { break }
             if replanNow, inotify != nil { replan() }
+            if let catchUp {
+                // inotify queues an event within the call that changed the file: reading the queue
+                // to its end now sees every change made before the catch-up was asked.
+                readEvents(buffer: &buffer)
+                lock.withLock {
+                    catchUpsDone = catchUp
+                    lock.broadcast()
+                }
+            }
             let now = ContinuousClock.now
             if let due, due <= now {
                 lock.withLock { if deadline == due { deadline = nil } }
@@ -167,6 +216,10 @@ final class ManifestWatcher: @unchecked Sendable {
             wait(until: until, buffer: &buffer)
         }
         close()
+        lock.withLock {
+            ended = true
+            lock.broadcast()
+        }
     }
 
     /// Sleeps until an event, a poke or `until`; takes in the events.
@@ -205,6 +258,9 @@ final class ManifestWatcher: @unchecked Sendable {
         var all = false
         var paths = Set<String>()
         var replanAfter = false
+        // The files each event names, in order, and whether it left them whole (nil: gone).
+        var noted: [(path: String, whole: Bool?)] = []
+        var lost = false
         while true {
             let events: [LibC.InotifyEvent]
             do {
@@ -219,6 +275,7 @@ final class ManifestWatcher: @unchecked Sendable {
             for event in events {
                 if event.mask.contains(.queueOverflow) {
                     all = true  // events were lost
+                    lost = true
                     continue
                 }
                 guard let rule = rules[event.watch] else { continue }  // a watch already given up
@@ -227,6 +284,7 @@ final class ManifestWatcher: @unchecked Sendable {
                     rules[event.watch] = nil
                     watches = watches.filter { $0.value != event.watch }
                     all = true
+                    lost = true  // what became of its files is not told
                     replanAfter = true
                     continue
                 }
@@ -237,16 +295,26 @@ final class ManifestWatcher: @unchecked Sendable {
                     }
                     continue
                 }
-                if rule.everything.contains(event.name) {
+                var named = rule.paths[event.name] ?? []
+                if rule.entries, ManifestLoader.isManifestName(event.name) { named.insert(scanner.path(of: event.name)) }
+                let gone = !event.mask.isDisjoint(with: [.delete, .movedFrom])
+                let whole = !event.mask.isDisjoint(with: Self.leavesWhole)
+                noted += named.map { ($0, gone ? nil : whole) }
+                // A write to the source's own path is no replacement of it: nothing to watch anew.
+                if rule.everything.contains(event.name), !event.mask.contains(.modify) {
                     all = true
                     replanAfter = true
                 }
-                paths.formUnion(rule.paths[event.name] ?? [])
-                if rule.entries, ManifestLoader.isManifestName(event.name) { paths.insert(scanner.path(of: event.name)) }
+                paths.formUnion(named)
             }
         }
         guard all || !paths.isEmpty else { return }
         lock.withLock {
+            for (path, whole) in noted {
+                eventCount += 1
+                lastEvents[path] = whole.map { (number: eventCount, whole: $0) }
+            }
+            if lost { lastEvents = [:] }
             changed.formUnion(paths)
             everything = everything || all
             replanNeeded = replanNeeded || replanAfter
@@ -301,6 +369,8 @@ final class ManifestWatcher: @unchecked Sendable {
         let parent = root.deletingLastPathComponent
         var plan: [String: Rule] = [:]
         plan[parent, default: Rule()].everything.formUnion([root.lastPathComponent, Self.configMapData])
+        // The source's path is a file of its own there: whether it is whole is told by its name's events.
+        plan[parent, default: Rule()].paths[root.lastPathComponent, default: []].insert(scanner.root)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: scanner.directory, isDirectory: &isDirectory), isDirectory.boolValue {
             plan[scanner.directory, default: Rule()].entries = true
@@ -326,6 +396,8 @@ final class ManifestWatcher: @unchecked Sendable {
         lock.withLock {
             watching = false
             everything = true
+            lastEvents = [:]
+            lock.broadcast()  // a catch-up waiting is over: events are no longer read
         }
         wake()
     }
