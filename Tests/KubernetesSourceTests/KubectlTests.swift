@@ -4,7 +4,7 @@ import Testing
 
 /// The test server, seen by the real kubectl: discovery, lists and watches as kubectl reads
 /// them. Skipped where kubectl is not installed.
-@Suite(.enabled(if: Kubectl.path != nil, "kubectl is not installed"))
+@Suite(.serialized, .enabled(if: Kubectl.path != nil, "kubectl is not installed"))
 struct KubectlTests {
     func seed(_ server: KubeAPIServer) {
         server.put(.services, Objects.service("web", namespace: "shop", clusterIP: "10.96.0.10"))

@@ -5,7 +5,7 @@ import Testing
 /// The test server's writes, made by the real kubectl: server-side apply, create, replace,
 /// delete, and the errors kubectl reports from them. Skipped where kubectl is not installed.
 /// `--validate=false`: validation would fetch the OpenAPI documents, which the server does not serve.
-@Suite(.enabled(if: Kubectl.path != nil, "kubectl is not installed"))
+@Suite(.serialized, .enabled(if: Kubectl.path != nil, "kubectl is not installed"))
 struct KubectlWriteTests {
     /// The Service shop and its EndpointSlice with these addresses, as YAML.
     static func shop(_ addresses: [String], resourceVersion: String? = nil) -> String {
