@@ -186,7 +186,7 @@ class Poller:
     def summary(self):
         values = self.latencies
         return (f"p50 {rank(values, 50):.2f} ms   p99 {rank(values, 99):.2f} ms   max {max(values):.2f} ms"
-                f"   (a look at the kernel every {self.period_ms():.2f} ms)")
+                f"   (a look at the kernel every {self.period_ms():.2f} ms on average, at idle priority)")
 
 
 # --- Objects ------------------------------------------------------------------------------------
@@ -524,7 +524,11 @@ def api(services):
 
 
 def churn(server, agent, poller, services, seconds, rate=10):
-    """rate EndpointSlice changes a second for seconds; the agent's CPU time over them."""
+    """rate EndpointSlice changes a second for seconds; the agent's CPU time over them.
+
+    Each change goes at a random moment of its own 1/rate slot: UML charges CPU time a whole tick
+    at a time to whatever runs at the tick, so changes sent on a fixed grid, in step with the
+    ticks, would be charged several times what they cost, or nothing."""
     print(f"  churn: {rate} EndpointSlice changes a second for {seconds} s ...", flush=True)
     pick = random.Random(2)
     syncs_before = sum(1 for l in open(agent.log_path) if Agent.SYNCED.search(l))
@@ -532,7 +536,7 @@ def churn(server, agent, poller, services, seconds, rate=10):
     start = time.monotonic()
     sent, k, last = 0, 100000, None
     while time.monotonic() - start < seconds:
-        due = start + sent / rate
+        due = start + (sent + pick.random()) / rate
         now = time.monotonic()
         if due > now:
             time.sleep(due - now)
@@ -692,8 +696,9 @@ def table(path):
     for r in rows:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
     if polls:
-        print(f"(kernel looked at every {min(polls):.2f}–{max(polls):.2f} ms; figures from one pinned UML guest, "
-              "comparable with each other and with the previous ones, not with real hardware)")
+        print(f"Changes timed by looking at the kernel every {min(polls):.2f}–{max(polls):.2f} ms on average, at idle"
+              " priority (the looker waits while the agent works). Figures from one pinned UML guest: comparable"
+              " with each other and with the previous ones, not with real hardware.")
 
 
 def main():
