@@ -110,12 +110,17 @@ import Testing
                 server.put(.endpointslices, Objects.endpointSlice("web-def", service: "web", addresses: ["10.244.0.6"]))
                 _ = try await tracker.waitFor { $0.endpointSlices.count == 3 }
                 let bookmark = server.resourceVersion
-                server.sendBookmark()
-                try await Task.sleep(for: .milliseconds(200))
-                server.closeWatches()
-                try await waitUntil {
-                    server.requests.contains { $0.hasPrefix("/api/v1/services?watch=1&resourceVersion=\(bookmark)&") }
+                // A watch closed before the reflector took the bookmark in resumes from an older
+                // version (a busy machine can take longer than any fixed pause): send it again then.
+                let resumed = { server.requests.contains { $0.hasPrefix("/api/v1/services?watch=1&resourceVersion=\(bookmark)&") } }
+                for _ in 0..<20 where !resumed() {
+                    try await waitUntil { server.openWatches == 2 }
+                    server.sendBookmark()
+                    try await Task.sleep(for: .milliseconds(500))
+                    server.closeWatches()
+                    try await Task.sleep(for: .milliseconds(500))
                 }
+                try await waitUntil { resumed() }
             }
         }
     }
